@@ -1,0 +1,17 @@
+"""genzoo: a pluggable zoo of generative models in PyTorch and Keras 3.
+
+Example:
+    >>> import genzoo
+    >>> model = genzoo.create("vae", preset="tiny")
+    >>> model.sample(2, seed=0).shape
+    (2, 8, 8, 1)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from genzoo.hookspecs import hookimpl  # noqa: E402
+from genzoo.api import create, load, resume, train  # noqa: E402
+
+__all__ = ["__version__", "create", "hookimpl", "load", "resume", "train"]

@@ -1,0 +1,226 @@
+"""The Python API, mirroring the CLI: :func:`create`, :func:`train`, :func:`load`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from genzoo.checkpoint import (WEIGHTS, RunDir, latest_checkpoint, load_tensors, read_checkpoint,
+                               tensor_metadata)
+from genzoo.config import TrainConfig, from_dict, resolve, to_dict
+from genzoo.errors import (CheckpointError, ConfigError, DataError, LookupFailed,
+                           did_you_mean)
+from genzoo.progress import Reporter
+from genzoo.protocols import DataInfo, Generator, History
+from genzoo.registry import ModelSpec, get_registry
+
+
+@dataclass
+class Plan:
+    """Everything a run needs, validated before any framework is imported."""
+
+    spec: ModelSpec
+    preset: str
+    model_config: Any
+    train_config: TrainConfig
+    data: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.spec.name, "backend": self.spec.backend, "preset": self.preset,
+                "dataset": self.data, "model_config": to_dict(self.model_config),
+                "train_config": to_dict(self.train_config)}
+
+
+def plan(name: str, backend: str = "torch", preset: str | None = None, *,
+         data: str | None = None, **overrides: Any) -> Plan:
+    """Resolve a model, preset, dataset name and overrides into validated configs."""
+    registry = get_registry()
+    spec = registry.model(name, backend)
+    model_cfg, train_cfg = resolve(spec.config, spec.preset(preset), overrides)
+    data = data or spec.default_dataset
+    if data in registry.datasets:
+        if registry.datasets[data].kind != spec.kind:
+            raise DataError(f"dataset '{data}' holds {registry.datasets[data].kind}s, but "
+                            f"{spec.name} needs {spec.kind}s")
+    elif not Path(data).expanduser().exists():
+        raise LookupFailed(f"unknown dataset '{data}' (not a registered name or an existing "
+                           f"path).{did_you_mean(data, registry.datasets)}")
+    return Plan(spec, preset or spec.default_preset, model_cfg, train_cfg, data)
+
+
+def _build(p: Plan, info: DataInfo) -> Generator:
+    from genzoo.backends import get_backend
+
+    return get_backend(p.spec.backend).build(
+        p.spec, p.model_config, info, seed=p.train_config.seed, device=p.train_config.device)
+
+
+def create(name: str, backend: str = "torch", preset: str | None = None, *,
+           data: str | None = None, **overrides: Any) -> Generator:
+    """Build an untrained model.
+
+    Args:
+        name: a model name from ``genzoo list``.
+        backend: ``"torch"`` or ``"keras"``.
+        preset: a preset name; ``None`` for the model's default.
+        data: the dataset (name or path) the model is shaped for; default: the model's.
+        **overrides: model or training config fields; ``None`` values are ignored.
+
+    Examples:
+        >>> import genzoo
+        >>> vae = genzoo.create("vae", preset="tiny")
+        >>> vae.sample(4, seed=0).shape
+        (4, 8, 8, 1)
+    """
+    p = plan(name, backend, preset, data=data, **overrides)
+    return _build(p, _data_info(p))
+
+
+def _data_info(p: Plan) -> DataInfo:
+    registry = get_registry()
+    if p.data in registry.datasets and registry.datasets[p.data].shape is not None:
+        return DataInfo("image", registry.datasets[p.data].shape)
+    from genzoo.data import load_dataset
+
+    return load_dataset(p.data, p.spec.kind).info
+
+
+@dataclass
+class Run:
+    """A finished training run: where it is, the model, and what it measured."""
+
+    path: Path
+    generator: Generator
+    history: History
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def default_out(name: str, backend: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{name}-{backend}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{name}-{backend}-{stamp}-{n}"
+    return path
+
+
+def train(name: str, backend: str = "torch", preset: str | None = None, *,
+          data: str | None = None, out: str | Path | None = None, overwrite: bool = False,
+          reporter: Reporter | None = None, **overrides: Any) -> Run:
+    """Train a model and write its run directory.
+
+    Args:
+        name: a model name from ``genzoo list``.
+        backend: ``"torch"`` or ``"keras"``.
+        preset: a preset name; ``None`` for the model's default.
+        data: a dataset name or path; default: the model's default dataset.
+        out: the run directory; default ``runs/<model>-<backend>-<UTC time>``.
+        overwrite: replace a run already in ``out``.
+        reporter: progress output; default silent (the CLI passes a progress bar).
+        **overrides: model or training config fields; ``None`` values are ignored.
+
+    Examples:
+        >>> import genzoo
+        >>> run = genzoo.train("vae", preset="tiny", out=tmp_path / "run")  # doctest: +SKIP
+        >>> run.metrics["test"]["loss"]  # doctest: +SKIP
+    """
+    p = plan(name, backend, preset, data=data, **overrides)
+    run_dir = RunDir(out if out is not None else default_out(name, backend))
+    run_dir.prepare(overwrite=overwrite)
+    from genzoo.session import Session
+
+    return Session(p, run_dir, reporter or Reporter()).run()
+
+
+def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: bool = False,
+           **overrides: Any) -> Run:
+    """Continue a run from its latest checkpoint.
+
+    Overrides that change the saved config are refused, naming the keys, unless
+    ``allow_changes`` is true.
+    """
+    run_dir = RunDir(run)
+    saved = run_dir.read_config()
+    p = plan(saved["model"], saved["backend"], saved["preset"], data=saved["dataset"],
+             **{**saved["model_config"], **saved["train_config"]})
+    if overrides:
+        changed = plan(saved["model"], saved["backend"], saved["preset"], data=saved["dataset"],
+                       **{**saved["model_config"], **saved["train_config"], **overrides})
+        differ = _differences(p.to_json(), changed.to_json())
+        if differ and not allow_changes:
+            raise ConfigError(
+                f"cannot resume {run_dir.path} with a changed config ({', '.join(differ)}); "
+                "pass --allow-changes to resume anyway"
+            )
+        p = changed
+    from genzoo.session import Session
+
+    return Session(p, run_dir, reporter or Reporter(), resume=True).run()
+
+
+def weights_metadata(spec: ModelSpec) -> dict[str, str]:
+    """The header written into every ``model.safetensors``: what the weights belong to."""
+    from genzoo import __version__
+
+    return {"genzoo.model": spec.name, "genzoo.backend": spec.backend,
+            "genzoo.version": __version__}
+
+
+def check_origin(metadata: Mapping[str, str], spec: ModelSpec, path: Path) -> None:
+    """Refuse weights written for another model family or backend, naming both."""
+    found = (metadata.get("genzoo.model"), metadata.get("genzoo.backend"))
+    if found != (spec.name, spec.backend):
+        raise CheckpointError(
+            f"{path} holds weights for {found[0] or '?'} ({found[1] or '?'}), not for "
+            f"{spec.name} ({spec.backend})"
+        )
+
+
+def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    keys = []
+    for section in ("model_config", "train_config"):
+        for k in sorted(set(a[section]) | set(b[section])):
+            if a[section].get(k) != b[section].get(k) and k != "device":
+                keys.append(f"{k}: {a[section].get(k)} -> {b[section].get(k)}")
+    return keys
+
+
+def load(run: str | Path, *, device: str = "auto", checkpoint: str | None = None) -> Generator:
+    """Reload a trained model from a run directory (no dataset needed).
+
+    Args:
+        run: the run directory written by :func:`train` or ``genzoo train``.
+        device: where to put a torch model.
+        checkpoint: ``"latest"`` to load the newest periodic checkpoint instead of
+            ``model.safetensors``.
+
+    Examples:
+        >>> import genzoo
+        >>> model = genzoo.load("runs/vae-torch-20260101-000000")  # doctest: +SKIP
+        >>> images = model.sample(16, seed=0)  # doctest: +SKIP
+    """
+    run_dir = RunDir(run)
+    saved = run_dir.read_config()
+    spec = get_registry().model(saved["model"], saved["backend"])
+    model_cfg = from_dict(spec.config, saved["model_config"])
+    train_cfg = from_dict(TrainConfig, {**saved["train_config"], "device": device})
+    info = DataInfo.from_json(saved["data_info"])
+    p = Plan(spec, saved["preset"], model_cfg, train_cfg, saved["dataset"])
+    generator = _build(p, info)
+    if checkpoint is None:
+        tensors = load_tensors(run_dir.path / WEIGHTS)
+        check_origin(tensor_metadata(run_dir.path / WEIGHTS), spec, run_dir.path / WEIGHTS)
+    else:
+        found = latest_checkpoint(run_dir.checkpoints)
+        if found is None:
+            raise CheckpointError(f"{run_dir.path} has no checkpoint")
+        tensors, _, _ = read_checkpoint(found)
+    generator.load_state(tensors)
+    return generator
+
+
+__all__ = ["Plan", "Run", "create", "load", "plan", "resume", "train"]

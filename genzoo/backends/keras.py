@@ -1,0 +1,180 @@
+"""The Keras 3 adapter: the Keras Trainer and Generator, on any Keras backend.
+
+A Keras plugin supplies a ``keras.Model`` subclass built as ``Model(config, data_info)``
+whose weights exist after construction, with every layer named (weight names must be
+stable across processes), and:
+
+- ``compute_loss(x, y, y_pred, sample_weight, training)`` overridden, so Keras computes
+  gradients on every backend; it updates metric trackers listed in ``metrics``;
+- ``sample(n, seed_generator) -> tensor``: images NHWC in [0, 1];
+- optionally ``prepare_eval(x: np.ndarray) -> np.ndarray``, and ``configure_optimizers(
+  make_optimizer) -> dict`` passed to ``compile`` by models with several optimizers.
+
+Randomness inside a model must come from a ``keras.random.SeedGenerator`` attribute:
+its state is saved in checkpoints, which makes resumed runs exact.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before Keras imports TensorFlow: keep its C++ banner quiet, and use its plain CPU
+# kernels, whose results do not depend on thread scheduling (exact resume needs that).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from collections.abc import Mapping  # noqa: E402
+from typing import Any  # noqa: E402
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from genzoo.backends.common import check_state_matches, random_seed  # noqa: E402
+from genzoo.config import TrainConfig  # noqa: E402
+from genzoo.errors import CheckpointError, ConfigError  # noqa: E402
+from genzoo.protocols import DataInfo  # noqa: E402
+from genzoo.registry import ModelSpec, import_object  # noqa: E402
+
+
+def versions() -> dict[str, str]:
+    found = {"keras": keras.__version__, "keras_backend": keras.backend.backend()}
+    backend = keras.backend.backend()
+    module = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}.get(backend)
+    if module:
+        found[module] = __import__(module).__version__
+    return found
+
+
+def _variable_map(variables: list[Any], what: str) -> dict[str, Any]:
+    by_path: dict[str, Any] = {}
+    for v in variables:
+        if v.path in by_path:
+            raise CheckpointError(f"{what} has two variables named '{v.path}'; name its layers")
+        by_path[v.path] = v
+    return by_path
+
+
+class KerasGenerator:
+    """Wraps a plugin's ``keras.Model`` in the core's Generator protocol."""
+
+    def __init__(self, spec: ModelSpec, config: Any, info: DataInfo, model: keras.Model,
+                 device: str):
+        self.spec = spec
+        self.config = config
+        self.info = info
+        self.model = model
+        self.device = device
+
+    def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        seeds = keras.random.SeedGenerator(random_seed() % 2**31 if seed is None else seed)
+        out = self.model.sample(n, seeds)
+        return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+
+    def _weights(self) -> dict[str, Any]:
+        return _variable_map(self.model.weights, f"{self.spec.name} ({self.spec.backend})")
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: keras.ops.convert_to_numpy(v) for k, v in self._weights().items()}
+
+    def load_state(self, tensors: Mapping[str, np.ndarray]) -> None:
+        weights = self._weights()
+        check_state_matches({k: tuple(v.shape) for k, v in weights.items()}, tensors,
+                            f"{self.spec.name} ({self.spec.backend})")
+        for name, variable in weights.items():
+            variable.assign(np.asarray(tensors[name]))
+
+    def num_parameters(self) -> int:
+        return int(sum(np.prod(v.shape) for v in self.model.trainable_weights))
+
+    def prepare_eval(self, x: np.ndarray) -> np.ndarray:
+        prepare = getattr(self.model, "prepare_eval", None)
+        return prepare(x) if prepare is not None else x
+
+
+def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
+          device: str = "auto") -> KerasGenerator:
+    """Build a plugin's Keras model with seeded weights."""
+    if device not in ("auto", "cpu"):
+        raise ConfigError(
+            f"--device {device} is not supported with --backend keras; Keras places the "
+            "model itself (use auto, or cpu)"
+        )
+    keras.utils.set_random_seed(seed)
+    model = import_object(spec.builder)(config, info)
+    return KerasGenerator(spec, config, info, model, device)
+
+
+def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
+    """Adam or AdamW matching the torch trainer's settings."""
+    kwargs: dict[str, Any] = {"learning_rate": cfg.lr, "beta_1": cfg.beta1,
+                              "beta_2": cfg.beta2, "epsilon": 1e-8}
+    if cfg.grad_clip > 0:
+        kwargs["global_clipnorm"] = cfg.grad_clip
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **kwargs)
+    return keras.optimizers.Adam(weight_decay=cfg.weight_decay or None, **kwargs)
+
+
+class KerasTrainer:
+    """Optimises a :class:`KerasGenerator` through ``train_on_batch``."""
+
+    def __init__(self, generator: KerasGenerator, cfg: TrainConfig):
+        self.generator = generator
+        self.model = generator.model
+        self.cfg = cfg
+        configure = getattr(self.model, "configure_optimizers", None)
+        if configure is not None:
+            self.optimizers = dict(configure(lambda: make_optimizer(cfg)))
+            self.model.compile(**self.optimizers)
+        else:
+            self.optimizers = {"optimizer": make_optimizer(cfg)}
+            self.model.compile(optimizer=self.optimizers["optimizer"])
+        for opt in self.optimizers.values():
+            opt.build(self.model.trainable_variables)
+        self._lr = cfg.lr
+
+    def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
+        return self.model.train_on_batch(batch, return_dict=True)
+
+    def eval_step(self, batch: np.ndarray) -> Mapping[str, Any]:
+        return self.model.test_on_batch(batch, return_dict=True)
+
+    def to_floats(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        # Keras sorts its logs by name; put the loss first, as the torch trainer does.
+        names = sorted(metrics, key=lambda k: (k != "loss", k))
+        return {k: float(metrics[k]) for k in names}
+
+    def set_lr(self, lr: float) -> None:
+        if lr != self._lr:  # an assign per step costs more than the comparison
+            for opt in self.optimizers.values():
+                opt.learning_rate = lr
+            self._lr = lr
+
+    # -- checkpoint state ------------------------------------------------------------------
+    def _state_variables(self) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for name, opt in self.optimizers.items():
+            for i, v in enumerate(opt.variables):
+                found[f"{name}.{i:04d}"] = v
+        weight_ids = {id(v) for v in self.model.weights}
+        extra = [v for v in self.model.variables if id(v) not in weight_ids]
+        for i, v in enumerate(extra):  # SeedGenerator states: the model's RNG
+            found[f"rng.{i:04d}"] = v
+        return found
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        variables = self._state_variables()
+        tensors = {k: keras.ops.convert_to_numpy(v) for k, v in variables.items()}
+        return tensors, {"paths": {k: v.path for k, v in variables.items()}, "lr": self._lr}
+
+    def load_state(self, tensors: Mapping[str, np.ndarray], values: Mapping[str, Any]) -> None:
+        variables = self._state_variables()
+        check_state_matches({k: tuple(v.shape) for k, v in variables.items()}, tensors,
+                            "this trainer's optimizer state")
+        for name, variable in variables.items():
+            variable.assign(np.asarray(tensors[name]))
+        self._lr = values.get("lr", self._lr)
+
+
+def make_trainer(generator: KerasGenerator, cfg: TrainConfig) -> KerasTrainer:
+    return KerasTrainer(generator, cfg)

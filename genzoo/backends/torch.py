@@ -1,0 +1,201 @@
+"""The PyTorch adapter: devices, seeding, numpy <-> tensors, and the torch Trainer.
+
+A torch plugin supplies an ``nn.Module`` built as ``Module(config, data_info)`` with
+
+- ``loss(x) -> (loss, {name: tensor})``: the model owns its loss; ``x`` is the batch
+  as a tensor (images NHWC float32 in [0, 1], text int64 ids);
+- ``sample(n, generator) -> tensor``: images NHWC in [0, 1];
+- optionally ``prepare_eval(x: np.ndarray) -> np.ndarray``, ``configure_optimizers(
+  make_optimizer) -> {name: optimizer}`` and ``train_step(x, trainer) -> metrics`` for
+  models with several optimizers (the GAN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from genzoo.backends.common import check_state_matches, random_seed
+from genzoo.config import TrainConfig
+from genzoo.errors import ConfigError
+from genzoo.protocols import DataInfo
+from genzoo.registry import ModelSpec, import_object
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map ``auto|cpu|cuda|cuda:N|mps`` to a device, refusing ones that are absent."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was requested but no CUDA device is available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("--device mps was requested but MPS is not available")
+    return device
+
+
+def versions() -> dict[str, str]:
+    return {"torch": torch.__version__}
+
+
+class TorchGenerator:
+    """Wraps a plugin's ``nn.Module`` in the core's Generator protocol."""
+
+    def __init__(self, spec: ModelSpec, config: Any, info: DataInfo,
+                 module: torch.nn.Module, device: torch.device):
+        self.spec = spec
+        self.config = config
+        self.info = info
+        self.module = module.to(device)
+        self.device = device
+
+    def to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(random_seed() if seed is None else seed)
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            out = self.module.sample(n, generator)
+        finally:
+            self.module.train(was_training)
+        return out.float().cpu().numpy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
+
+    def load_state(self, tensors: Mapping[str, np.ndarray]) -> None:
+        expected = {k: tuple(v.shape) for k, v in self.module.state_dict().items()}
+        check_state_matches(expected, tensors, f"{self.spec.name} ({self.spec.backend})")
+        self.module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
+
+    def prepare_eval(self, x: np.ndarray) -> np.ndarray:
+        prepare = getattr(self.module, "prepare_eval", None)
+        return prepare(x) if prepare is not None else x
+
+
+def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
+          device: str = "auto") -> TorchGenerator:
+    """Build a plugin's module with seeded weights on the requested device."""
+    torch.manual_seed(seed)
+    module = import_object(spec.builder)(config, info)
+    return TorchGenerator(spec, config, info, module, resolve_device(device))
+
+
+def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW with the config's betas and weight decay."""
+    kwargs = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2)}
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, weight_decay=cfg.weight_decay, **kwargs)
+    return torch.optim.Adam(params, weight_decay=cfg.weight_decay, **kwargs)
+
+
+class TorchTrainer:
+    """Optimises a :class:`TorchGenerator`; one class serves every torch model."""
+
+    def __init__(self, generator: TorchGenerator, cfg: TrainConfig):
+        self.generator = generator
+        self.module = generator.module
+        self.cfg = cfg
+        configure = getattr(self.module, "configure_optimizers", None)
+        if configure is not None:
+            self.optimizers = dict(configure(lambda params: make_optimizer(params, cfg)))
+        else:
+            self.optimizers = {"opt": make_optimizer(self.module.parameters(), cfg)}
+        self._custom_step: Callable[..., Mapping[str, Any]] | None = getattr(
+            self.module, "train_step", None)
+
+    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """Zero, backpropagate, clip and step one optimizer (custom steps use this too)."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.grad_clip > 0:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        optimizer.step()
+
+    def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
+        x = self.generator.to_tensor(batch)
+        self.module.train()
+        if self._custom_step is not None:
+            return self._custom_step(x, self)
+        loss, metrics = self.module.loss(x)
+        self.backward(loss, self.optimizers["opt"])
+        return {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
+
+    @torch.no_grad()
+    def eval_step(self, batch: np.ndarray) -> Mapping[str, Any]:
+        self.module.eval()
+        try:
+            loss, metrics = self.module.loss(self.generator.to_tensor(batch))
+        finally:
+            self.module.train()
+        return {"loss": loss, **metrics}
+
+    def to_floats(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        names = list(metrics)
+        values = torch.stack([torch.as_tensor(metrics[k], dtype=torch.float32).reshape(())
+                              .to("cpu") for k in names]).tolist()  # one sync
+        return dict(zip(names, values))
+
+    def set_lr(self, lr: float) -> None:
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = lr
+
+    # -- checkpoint state ------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        tensors: dict[str, np.ndarray] = {"rng.torch": torch.get_rng_state().numpy()}
+        if self.generator.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.generator.device).numpy()
+        values: dict[str, Any] = {}
+        for name, opt in self.optimizers.items():
+            sd = opt.state_dict()
+            scalars = {}
+            for idx, slots in sd["state"].items():
+                for key, value in slots.items():
+                    if torch.is_tensor(value):
+                        tensors[f"{name}.{idx}.{key}"] = value.detach().cpu().numpy()
+                    else:
+                        scalars[f"{idx}.{key}"] = value
+            values[name] = {"param_groups": sd["param_groups"], "scalars": scalars}
+        return tensors, values
+
+    def load_state(self, tensors: Mapping[str, np.ndarray], values: Mapping[str, Any]) -> None:
+        torch.set_rng_state(torch.from_numpy(np.array(tensors["rng.torch"])))
+        if "rng.cuda" in tensors and self.generator.device.type == "cuda":
+            torch.cuda.set_rng_state(torch.from_numpy(np.array(tensors["rng.cuda"])),
+                                     self.generator.device)
+        for name, opt in self.optimizers.items():
+            saved = values[name]
+            state: dict[int, dict[str, Any]] = {}
+            prefix = f"{name}."
+            for key, array in tensors.items():
+                if key.startswith(prefix):
+                    idx, slot = key[len(prefix):].split(".", 1)
+                    state.setdefault(int(idx), {})[slot] = torch.from_numpy(np.array(array))
+            for key, value in saved["scalars"].items():
+                idx, slot = key.split(".", 1)
+                state.setdefault(int(idx), {})[slot] = value
+            opt.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+
+
+def make_trainer(generator: TorchGenerator, cfg: TrainConfig) -> TorchTrainer:
+    return TorchTrainer(generator, cfg)
+
+
+__all__ = ["TorchGenerator", "TorchTrainer", "build", "make_optimizer", "make_trainer",
+           "resolve_device", "versions"]

@@ -1,0 +1,271 @@
+"""The run directory and checkpoint I/O: safetensors plus JSON, written atomically.
+
+Nothing here unpickles: tensors are read with safetensors, everything else is JSON.
+Every file is written to a temporary name and renamed into place; a checkpoint is a
+directory written under a temporary name and renamed, and ``checkpoints/latest`` names
+the newest complete one. A crash at any moment leaves the previous checkpoint loadable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genzoo.errors import CheckpointError
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+TRAINER = "trainer.safetensors"
+STATE = "state.json"
+
+
+# -- atomic primitives ---------------------------------------------------------------------
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- tensors -------------------------------------------------------------------------------
+
+def tensors_to_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> bytes:
+    from safetensors.numpy import save
+
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    return save(arrays, metadata=dict(metadata))
+
+
+def save_tensors(path: Path, tensors: Mapping[str, np.ndarray],
+                 metadata: Mapping[str, str] | None = None) -> None:
+    atomic_write_bytes(path, tensors_to_bytes(tensors, metadata or {}))
+
+
+def load_tensors(path: Path) -> dict[str, np.ndarray]:
+    """Read a safetensors file; a missing, truncated or foreign file names the path."""
+    from safetensors.numpy import load
+
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return load(data)
+    except Exception as exc:  # safetensors raises its own error types
+        raise CheckpointError(f"{path} is not a valid safetensors file ({exc})") from None
+
+
+def tensor_metadata(path: Path) -> dict[str, str]:
+    """The string metadata in a safetensors header."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return dict(f.metadata() or {})
+    except Exception as exc:
+        raise CheckpointError(f"{path} is not a valid safetensors file ({exc})") from None
+
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+def checkpoint_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+def write_checkpoint(
+    directory: Path,
+    step: int,
+    model: Mapping[str, np.ndarray],
+    trainer: Mapping[str, np.ndarray],
+    state: Mapping[str, Any],
+    keep: int,
+) -> Path:
+    """Write ``directory/step-N`` atomically, point ``latest`` at it, keep the last ``keep``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = checkpoint_name(step)
+    final = directory / name
+    tmp = directory / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        files = {}
+        for filename, tensors in ((WEIGHTS, model), (TRAINER, trainer)):
+            data = tensors_to_bytes(tensors, {"genzoo.format": str(FORMAT_VERSION)})
+            atomic_write_bytes(tmp / filename, data)
+            files[filename] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        atomic_write_json(tmp / STATE, {**state, "step": step, "files": files,
+                                         "format": FORMAT_VERSION})
+        if final.exists():  # the same step written again (after a resume): swap it out
+            old = directory / f".old-{name}-{os.getpid()}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_bytes(directory / "latest", (name + "\n").encode())
+    _prune(directory, keep)
+    return final
+
+
+def _prune(directory: Path, keep: int) -> None:
+    steps = sorted(p for p in directory.glob("step-*") if p.is_dir())
+    for old in steps[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint named by ``latest``, or the newest complete one if that is broken."""
+    pointer = directory / "latest"
+    if pointer.is_file():
+        candidate = directory / pointer.read_text().strip()
+        if (candidate / STATE).is_file():
+            return candidate
+    complete = sorted(p for p in directory.glob("step-*") if (p / STATE).is_file())
+    return complete[-1] if complete else None
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
+    """Load and verify a checkpoint: each tensor file must match its recorded sha256."""
+    state = read_json(path / STATE)
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{path / STATE} is not a genzoo checkpoint (format {FORMAT_VERSION})")
+    loaded = []
+    for filename in (WEIGHTS, TRAINER):
+        file = path / filename
+        expected = state.get("files", {}).get(filename, {}).get("sha256")
+        if not file.is_file():
+            raise CheckpointError(f"{file} is missing")
+        if expected is None or sha256_file(file) != expected:
+            raise CheckpointError(
+                f"{file} is corrupt: its sha256 does not match the one recorded in {STATE}"
+            )
+        loaded.append(load_tensors(file))
+    return loaded[0], loaded[1], state
+
+
+# -- the run directory ---------------------------------------------------------------------
+
+class RunDir:
+    """One training run on disk (see the docs' "Checkpoints and resume" page)."""
+
+    CONFIG = "config.json"
+    META = "meta.json"
+    METRICS = "metrics.jsonl"
+    RUN_FILES = (CONFIG, META, WEIGHTS, METRICS, "samples.png", "samples.txt", "eval.json")
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def holds_run(self) -> bool:
+        return (self.path / self.CONFIG).is_file()
+
+    def prepare(self, *, overwrite: bool = False) -> None:
+        """Create the directory, check it is writable, and refuse to clobber a run."""
+        if self.holds_run() and not overwrite:
+            raise CheckpointError(
+                f"{self.path} already holds a run; pass --overwrite to replace it or "
+                f"--resume {self.path} to continue it"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot write to {self.path}: {exc.strerror or exc}"
+            ) from None
+        if overwrite:
+            for name in self.RUN_FILES:
+                (self.path / name).unlink(missing_ok=True)
+            shutil.rmtree(self.checkpoints, ignore_errors=True)
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.holds_run():
+            raise CheckpointError(f"{self.path} is not a genzoo run (no {self.CONFIG})")
+        return read_json(self.path / self.CONFIG)
+
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.path / name, obj)
+
+    def log(self, record: Mapping[str, Any]) -> None:
+        """Append one event to metrics.jsonl (a line is written whole or not at all)."""
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with open(self.path / self.METRICS, "a") as f:
+            f.write(line)
+
+    def truncate_log(self, step: int) -> None:
+        """Drop events after ``step`` (a resumed run logs those steps again)."""
+        path = self.path / self.METRICS
+        if not path.is_file():
+            return
+        kept = []
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+            if record.get("step", 0) <= step:
+                kept.append(line + "\n")
+        atomic_write_bytes(path, "".join(kept).encode())

@@ -1,0 +1,250 @@
+"""The ``genzoo`` command line.
+
+``genzoo --help``, ``list``, ``datasets`` and ``plugins`` import no deep-learning
+framework: the registry holds import paths, and commands import the backends lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+
+from genzoo import __version__
+from genzoo.errors import GenzooError
+
+BACKEND_CHOICES = ("torch", "keras")
+
+
+def _registry() -> Any:
+    from genzoo.registry import get_registry
+
+    return get_registry()
+
+
+def _table(columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    if not console.is_terminal:  # pipes and files get whole lines, not wrapped cells
+        console = Console(width=1000)
+    console.print(table)
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="genzoo")
+def cli() -> None:
+    """genzoo: a zoo of generative models (VAE, GAN, Transformer) in PyTorch and Keras.
+
+    \b
+    Start with:
+      genzoo list                 the models and their presets
+      genzoo train vae            train a VAE on the bundled digits (under a minute)
+      genzoo sample RUN --n 64    draw samples from a trained run
+    """
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_models(as_json: bool) -> None:
+    """List the registered models, their backends and presets."""
+    registry = _registry()
+    rows = []
+    for name in registry.model_names():
+        backends = registry.backends_of(name)
+        spec = registry.models[(name, backends[0])]
+        rows.append({
+            "name": name, "backends": backends, "kind": spec.kind,
+            "presets": list(spec.presets), "default_preset": spec.default_preset,
+            "default_dataset": spec.default_dataset, "plugin": spec.plugin,
+            "summary": spec.summary,
+        })
+    if as_json:
+        return _echo_json(rows)
+    _table(["model", "backends", "kind", "presets (* default)", "default data", "plugin"], [
+        [r["name"], ", ".join(r["backends"]), r["kind"],
+         ", ".join(p + ("*" if p == r["default_preset"] else "") for p in r["presets"]),
+         r["default_dataset"], r["plugin"]] for r in rows])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def datasets(as_json: bool) -> None:
+    """List the datasets models can train on, and whether each is available offline."""
+    from genzoo.data.sources import is_available
+
+    rows = []
+    for spec in sorted(_registry().datasets.values(), key=lambda s: (s.kind, s.name)):
+        if spec.offline:
+            status = "bundled"
+        elif spec.files:
+            status = "available" if is_available(spec.name, spec.files) else "download"
+        else:
+            status = "?"
+        rows.append({"name": spec.name, "kind": spec.kind,
+                     "shape": list(spec.shape) if spec.shape else None,
+                     "source": spec.source, "status": status, "license": spec.license,
+                     "summary": spec.summary, "plugin": spec.plugin})
+    if as_json:
+        return _echo_json(rows)
+    _table(["dataset", "kind", "shape", "status", "source", "licence"], [
+        [r["name"], r["kind"], "x".join(map(str, r["shape"] or [])) or "-", r["status"],
+         r["source"], r["license"]] for r in rows])
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the traceback of load errors.")
+def plugins(as_json: bool, verbose: bool) -> None:
+    """List loaded plugins: distribution, version, hooks, models and load errors."""
+    infos = _registry().plugins
+    if as_json:
+        return _echo_json([{
+            "name": i.name, "module": i.module, "distribution": i.distribution,
+            "version": i.version, "hooks": i.hooks, "models": i.models,
+            "datasets": i.datasets, "error": i.error,
+            **({"traceback": i.traceback} if verbose else {}),
+        } for i in infos])
+    _table(["plugin", "distribution", "version", "hooks", "registered", "error"], [
+        [i.name, i.distribution, i.version, ", ".join(i.hooks),
+         ", ".join(i.models + i.datasets), i.error or ""] for i in infos])
+    if verbose:
+        for i in infos:
+            if i.traceback:
+                click.echo(f"\n--- {i.name} ---\n{i.traceback}", err=True)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--backend", default="torch", show_default=True, help="torch or keras.")
+@click.option("--preset", default=None, help="A preset name (see `genzoo list`).")
+@click.option("--data", default=None, help="A dataset name (see `genzoo datasets`) or path.")
+@click.option("--epochs", type=int, default=None, help="Passes over the training split.")
+@click.option("--steps", type=int, default=None, help="Optimisation steps (overrides --epochs).")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--lr", type=float, default=None, help="Peak learning rate.")
+@click.option("--seed", type=int, default=None)
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run directory [default: runs/<model>-<backend>-<UTC time>].")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override any model or training config field; repeatable.")
+@click.option("--resume", type=click.Path(path_type=Path), default=None,
+              help="Continue the run in this directory from its latest checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
+@click.option("--allow-changes", is_flag=True,
+              help="With --resume: accept a config that differs from the saved one.")
+def train(model: str, backend: str, preset: str | None, data: str | None, epochs: int | None,
+          steps: int | None, batch_size: int | None, lr: float | None, seed: int | None,
+          device: str | None, checkpoint_every: int | None, out: Path | None,
+          assignments: tuple[str, ...], resume: Path | None, overwrite: bool,
+          allow_changes: bool) -> None:
+    """Train MODEL and write a run directory.
+
+    \b
+    Examples:
+      genzoo train vae
+      genzoo train vae --backend keras --data mnist --epochs 10
+      genzoo train vae --preset conv --set latent_dim=16 --out runs/conv16
+    """
+    import genzoo.api as api
+    from genzoo.config import parse_assignments
+    from genzoo.progress import make_reporter
+
+    overrides: dict[str, Any] = parse_assignments(assignments)
+    flags = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr,
+             "seed": seed, "device": device, "checkpoint_every": checkpoint_every}
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    if epochs is not None and steps is None:
+        overrides["steps"] = None  # --epochs replaces a preset's step count
+    reporter = make_reporter()
+    if resume is not None:
+        saved = _saved_model(resume)
+        if saved != (model, backend) and model != saved[0]:
+            raise GenzooError(f"{resume} holds a {saved[0]} run, not {model}")
+        run = api.resume(resume, reporter=reporter, allow_changes=allow_changes, **overrides)
+    else:
+        run = api.train(model, backend, preset, data=data, out=out, overwrite=overwrite,
+                        reporter=reporter, **overrides)
+    test = run.metrics.get("test", {})
+    summary = "  ".join(f"{k} {v:.4g}" for k, v in test.items())
+    click.echo(f"run: {run.path}")
+    click.echo(f"test: {summary}")
+
+
+def _saved_model(run: Path) -> tuple[str, str]:
+    from genzoo.checkpoint import RunDir
+
+    saved = RunDir(run).read_config()
+    return saved["model"], saved["backend"]
+
+
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True,
+              help="How many samples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output PNG [default: RUN/sample-seed<SEED>.png].")
+@click.option("--device", default="auto", show_default=True)
+def sample(run: Path, n: int, seed: int, out: Path | None, device: str) -> None:
+    """Draw samples from a trained RUN and write them as a grid image."""
+    from genzoo.checkpoint import RunDir
+
+    RunDir(run).read_config()  # a clear error before the framework loads
+    import genzoo
+    from genzoo.imaging import save_grid
+
+    generator = genzoo.load(run, device=device)
+    out = out or Path(run) / f"sample-seed{seed}.png"
+    save_grid(out, generator.sample(n, seed=seed))
+    click.echo(str(out))
+
+
+def _install_plugin_commands() -> None:
+    from genzoo.registry import register_commands
+
+    register_commands(cli)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def _show_warning(message: Any, category: type, filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    print(f"genzoo: warning: {_one_line(str(message))}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: user errors print one line and exit 2, Ctrl-C exits 130."""
+    warnings.showwarning = _show_warning
+    try:
+        _install_plugin_commands()
+        code = cli.main(args=argv, prog_name="genzoo", standalone_mode=False)
+    except GenzooError as exc:
+        print(f"genzoo: error: {_one_line(str(exc))}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        print("genzoo: aborted", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("genzoo: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        print(f"genzoo: error: {_one_line(exc.format_message())}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,222 @@
+"""Typed configs, presets and validated ``KEY=VALUE`` overrides.
+
+A run is described by two frozen dataclasses: the family's model config (a subclass of
+:class:`ModelConfig`) and the shared :class:`TrainConfig`. Presets and ``--set``
+overrides are flat ``{field: value}`` mappings; each key belongs to exactly one of the
+two configs. Values from the command line arrive as strings and are parsed by the
+field's type; every value is checked before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, Union
+
+from genzoo.errors import ConfigError, did_you_mean
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Base class of every family's model config.
+
+    Subclasses are frozen dataclasses with a comment on each field, and override
+    :meth:`validate` to check ranges.
+    """
+
+    def validate(self) -> None:
+        """Raise :class:`genzoo.errors.ConfigError` if a value is out of range."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained; shared by every family and backend."""
+
+    epochs: int | None = None  # passes over the training split (ignored when steps is set)
+    steps: int | None = None  # optimisation steps; overrides epochs
+    batch_size: int = 128  # examples per step
+    lr: float = 1e-3  # peak learning rate
+    optimizer: Literal["adam", "adamw"] = "adam"
+    beta1: float = 0.9
+    beta2: float = 0.999
+    weight_decay: float = 0.0  # decoupled (AdamW) weight decay
+    grad_clip: float = 0.0  # clip the global gradient norm to this value; 0 disables
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0  # linear warm-up before the schedule
+    min_lr: float = 0.0  # floor of the cosine schedule
+    log_every: int = 50  # steps between metric log lines
+    eval_every: int = 0  # steps between validation passes; 0 means once per epoch
+    eval_batches: int = 0  # validation batches per pass; 0 means the whole split
+    checkpoint_every: int = 500  # steps between checkpoints; 0 disables them
+    keep_checkpoints: int = 3  # how many periodic checkpoints to keep
+    seed: int = 0  # seeds weights, data order and sampling
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+
+    def validate(self) -> None:
+        positive = ("batch_size", "log_every")
+        for name in positive:
+            require(getattr(self, name) > 0, name, "must be positive")
+        for name in ("epochs", "steps"):
+            value = getattr(self, name)
+            require(value is None or value > 0, name, "must be positive")
+        require(self.epochs is not None or self.steps is not None, "epochs",
+                "either epochs or steps must be set")
+        require(self.lr > 0, "lr", "must be positive")
+        require(0 <= self.min_lr <= self.lr, "min_lr", "must lie in [0, lr]")
+        require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "beta1", "betas must lie in [0, 1)")
+        for name in ("weight_decay", "grad_clip", "warmup_steps", "eval_every",
+                     "eval_batches", "checkpoint_every", "seed"):
+            require(getattr(self, name) >= 0, name, "must not be negative")
+        require(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
+        device = self.device.split(":")[0]
+        require(device in ("auto", "cpu", "cuda", "mps"), "device",
+                f"must be auto, cpu, cuda, cuda:N or mps, got '{self.device}'")
+
+
+def require(ok: bool, name: str, message: str) -> None:
+    """Raise a ConfigError naming the field unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"invalid value for '{name}': {message}")
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _parse(name: str, hint: Any, value: Any) -> Any:
+    """Convert ``value`` (a string from the CLI or a Python value) to type ``hint``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _parse(name, arg, value)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"invalid value for '{name}'")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"invalid value for '{name}': '{value}'.{did_you_mean(str(value), map(str, args))}"
+            )
+        return value
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, Iterable):
+            raise ConfigError(f"invalid value for '{name}': expected a comma-separated list")
+        return tuple(_parse(name, args[0], item) for item in items)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise ConfigError(f"invalid value for '{name}': expected true or false, got '{value}'")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"invalid value for '{name}': expected an integer, got {value}")
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise ConfigError(
+                f"invalid value for '{name}': expected an integer, got '{value}'"
+            ) from None
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise ConfigError(
+                f"invalid value for '{name}': expected a number, got '{value}'"
+            ) from None
+    if hint is str:
+        return str(value)
+    raise TypeError(f"config field '{name}' has an unsupported type {hint!r}")
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Return ``{field name: resolved type}`` for a config dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def make_config(cls: type[C], values: Mapping[str, Any]) -> C:
+    """Build and validate a config dataclass from parsed or string values."""
+    types_ = field_types(cls)
+    parsed = {}
+    for key, value in values.items():
+        if key not in types_:
+            raise ConfigError(f"unknown config key '{key}'.{did_you_mean(key, types_)}")
+        parsed[key] = _parse(key, types_[key], value)
+    config = cls(**parsed)
+    config.validate()  # type: ignore[attr-defined]
+    return config
+
+
+def parse_assignments(items: Iterable[str]) -> dict[str, str]:
+    """Parse ``["KEY=VALUE", ...]`` from ``--set``."""
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got '{item}'")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def split_overrides(
+    model_cls: type, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split flat overrides into (model fields, training fields); unknown keys fail."""
+    model_keys = set(field_types(model_cls))
+    train_keys = set(field_types(TrainConfig))
+    model, train = {}, {}
+    for key, value in values.items():
+        if key in model_keys:
+            model[key] = value
+        elif key in train_keys:
+            train[key] = value
+        else:
+            raise ConfigError(
+                f"unknown config key '{key}'.{did_you_mean(key, model_keys | train_keys)}"
+            )
+    return model, train
+
+
+def resolve(
+    model_cls: type[C], preset: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> tuple[C, TrainConfig]:
+    """Apply a preset, then overrides (``None`` values are dropped), and validate.
+
+    Examples:
+        >>> from genzoo.config import ModelConfig, resolve
+        >>> _, train = resolve(ModelConfig, {"steps": 10}, {"lr": "0.01", "seed": None})
+        >>> train.steps, train.lr
+        (10, 0.01)
+    """
+    merged = {**preset, **{k: v for k, v in overrides.items() if v is not None}}
+    model_values, train_values = split_overrides(model_cls, merged)
+    return make_config(model_cls, model_values), make_config(TrainConfig, train_values)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config (tuples become lists)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
+    """Rebuild a config saved by :func:`to_dict`; keys the class lacks are an error."""
+    return make_config(cls, dict(values))

@@ -1,0 +1,43 @@
+"""The shared data layer: datasets by name or path, as numpy arrays, for every backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genzoo.data.base import ImageBatches, ImageData, fixed_batches
+from genzoo.errors import DataError, LookupFailed, did_you_mean
+
+__all__ = ["ImageBatches", "ImageData", "fixed_batches", "load_dataset"]
+
+
+def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData:
+    """Load a registered dataset by name, or a directory of IDX files by path.
+
+    Args:
+        name_or_path: a name from ``genzoo datasets`` or a filesystem path.
+        kind: if given (``"image"`` or ``"text"``), the dataset must be of this kind.
+
+    Examples:
+        >>> from genzoo.data import load_dataset
+        >>> load_dataset("digits").train.shape
+        (1438, 8, 8, 1)
+    """
+    from genzoo.registry import get_registry, import_object
+
+    registry = get_registry()
+    if name_or_path in registry.datasets:
+        spec = registry.dataset(name_or_path)
+        if kind is not None and spec.kind != kind:
+            raise DataError(f"dataset '{spec.name}' holds {spec.kind}s, but this model needs {kind}s")
+        return import_object(spec.loader)(spec)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        from genzoo.data.images import load_idx_dir
+
+        return load_idx_dir(path)
+    if path.exists():
+        raise DataError(f"{path} is not a directory of IDX files")
+    raise LookupFailed(
+        f"unknown dataset '{name_or_path}' (not a registered name or an existing path)."
+        f"{did_you_mean(name_or_path, registry.datasets)}"
+    )

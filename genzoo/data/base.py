@@ -1,0 +1,93 @@
+"""Datasets as numpy arrays, and deterministic batch streams over them.
+
+A batch stream is a pure function of the step number: the order of an epoch comes from
+``numpy.random.default_rng([seed, epoch])``. Resuming at step ``s`` therefore needs no
+saved RNG state, and every rank of a distributed run can compute its own shard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from genzoo.errors import DataError
+from genzoo.protocols import DataInfo
+
+
+@dataclass
+class ImageData:
+    """An image dataset: float32 NHWC arrays in [0, 1], split three ways."""
+
+    name: str
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    train_labels: np.ndarray | None = None
+    val_labels: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    source: str = ""
+    _checksum: str | None = field(default=None, repr=False)
+
+    kind = "image"
+
+    @property
+    def info(self) -> DataInfo:
+        return DataInfo("image", tuple(int(d) for d in self.train.shape[1:]))
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the training images as float32 bytes (recorded in meta.json)."""
+        if self._checksum is None:
+            self._checksum = hashlib.sha256(np.ascontiguousarray(self.train).data).hexdigest()
+        return self._checksum
+
+    def split(self, name: str) -> np.ndarray:
+        if name not in ("train", "val", "test"):
+            raise ValueError(f"unknown split {name!r}")
+        return getattr(self, name)
+
+    def train_batches(self, batch_size: int, seed: int) -> ImageBatches:
+        return ImageBatches(self.train, batch_size, seed, what=f"dataset '{self.name}'")
+
+
+class ImageBatches:
+    """Shuffled mini-batches of an array, as a pure function of the step number.
+
+    The last incomplete batch of each epoch is dropped, so every step sees
+    ``batch_size`` examples.
+    """
+
+    def __init__(self, x: np.ndarray, batch_size: int, seed: int, what: str = "dataset"):
+        if len(x) < batch_size:
+            raise DataError(
+                f"{what} has {len(x)} training examples, fewer than one batch of "
+                f"{batch_size}; lower --batch-size"
+            )
+        self.x = x
+        self.batch_size = batch_size
+        self.seed = seed
+        self.steps_per_epoch = len(x) // batch_size
+        self._epoch = -1
+        self._order = np.arange(0)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The permutation of the training set used in ``epoch``."""
+        if epoch != self._epoch:
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+            self._epoch = epoch
+        return self._order
+
+    def __call__(self, step: int) -> np.ndarray:
+        epoch, i = divmod(step, self.steps_per_epoch)
+        idx = self.order(epoch)[i * self.batch_size : (i + 1) * self.batch_size]
+        return self.x[idx]
+
+
+def fixed_batches(x: np.ndarray, batch_size: int, limit: int = 0) -> Iterator[np.ndarray]:
+    """Consecutive batches of ``x`` in order (the last may be short); evaluation uses these."""
+    n = len(x) if limit <= 0 else min(len(x), limit * batch_size)
+    for start in range(0, n, batch_size):
+        yield x[start : start + batch_size]

@@ -1,0 +1,50 @@
+"""User-facing errors.
+
+Every error a user can cause (an unknown name, a bad value, a broken file) is a
+:class:`GenzooError`. The CLI prints its message on one line and exits with status 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GenzooError(Exception):
+    """An error caused by the user's input, reported without a traceback."""
+
+    exit_code = 2
+
+
+class ConfigError(GenzooError):
+    """A configuration value, preset or override is invalid."""
+
+
+class LookupFailed(GenzooError):
+    """An unknown model, backend, preset or dataset name."""
+
+
+class DataError(GenzooError):
+    """A dataset is missing, corrupt or unusable."""
+
+
+class CheckpointError(GenzooError):
+    """A run directory or checkpoint cannot be read or written."""
+
+
+class PluginError(GenzooError):
+    """A plugin broke the plugin contract (for example a duplicate registration)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """Return a hint such as ``" Did you mean 'vae'? (choose from gan, vae)"``.
+
+    The hint starts with a space so callers can append it to a sentence.
+    """
+    options = sorted(set(choices))
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    if options:
+        hint += f" (choose from {', '.join(options)})"
+    return hint

@@ -1,0 +1,71 @@
+"""The hooks a genzoo plugin can implement.
+
+Each hook receives a callable or object from genzoo rather than returning a value, so
+genzoo keeps control of the collection and a hook can gain arguments without breaking
+older plugins. Implement a hook by decorating a function of the same name with
+:data:`genzoo.hookimpl`::
+
+    from genzoo import hookimpl
+
+    @hookimpl
+    def register_models(register):
+        register(MY_SPEC)
+
+These docstrings are the reference documentation: the docs site renders them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import click
+
+    from genzoo.registry import DatasetSpec, ModelSpec
+
+hookspec = pluggy.HookspecMarker("genzoo")
+hookimpl = pluggy.HookimplMarker("genzoo")
+
+
+@hookspec
+def register_models(register: Callable[[ModelSpec], None]) -> None:
+    """Register model implementations.
+
+    Called once, the first time genzoo needs its registry (for `genzoo list`, `train`,
+    `sample`, `genzoo.create` and so on).
+
+    Args:
+        register: call it once per (model name, backend) with a
+            :class:`genzoo.registry.ModelSpec`. A spec names its builder by import path
+            (``"package.module:Class"``), so registering imports no framework. Registering
+            a (name, backend) that another plugin already registered is refused with an
+            error naming both plugins; the first registration stays.
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    """Register datasets that models can train on with ``--data NAME``.
+
+    Called once, with the models. genzoo's own datasets (``digits``, ``mnist`` and so on)
+    are registered through this hook too.
+
+    Args:
+        register: call it once per dataset with a :class:`genzoo.registry.DatasetSpec`.
+            Its loader is an import path, imported only when the dataset is used.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``genzoo`` command line.
+
+    Called while the CLI starts, before arguments are parsed, so keep it cheap: define
+    the commands here and import heavy modules inside them.
+
+    Args:
+        cli: the top-level click group; add commands with ``@cli.command()``.
+    """

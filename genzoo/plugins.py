@@ -1,0 +1,115 @@
+"""The plugin manager: genzoo's own hooks plus every ``genzoo`` entry point.
+
+Entry points are loaded one at a time. A plugin that fails to import is recorded with
+its error and reported as a warning; it never takes the CLI down. Set
+``GENZOO_LOAD_PLUGINS=a,b`` to load only the named entry points (empty: none, so only
+genzoo's core datasets remain).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+
+import pluggy
+
+from genzoo import hookspecs
+
+ENTRY_POINT_GROUP = "genzoo"
+CORE_PLUGINS = ("genzoo.data.catalog",)
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load or broke the plugin contract."""
+
+
+@dataclass
+class PluginInfo:
+    """What genzoo knows about one loaded (or failed) plugin."""
+
+    name: str
+    module: str
+    distribution: str
+    version: str
+    hooks: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    error: str | None = None
+    traceback: str | None = None
+
+    def fail(self, exc: BaseException, context: str) -> None:
+        """Record an error (keeping the first one) and warn about it once."""
+        message = f"{context}: {type(exc).__name__}: {exc}"
+        if self.error is None:
+            self.error = message
+            self.traceback = "".join(traceback.format_exception(exc))
+        warnings.warn(f"plugin '{self.name}' {message}", PluginWarning, stacklevel=3)
+
+
+def _selected() -> set[str] | None:
+    raw = os.environ.get("GENZOO_LOAD_PLUGINS")
+    if raw is None:
+        return None
+    return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    eps = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    # genzoo's own families first, so a third-party duplicate never shadows a built-in.
+    def order(ep: metadata.EntryPoint) -> tuple[bool, str]:
+        dist = ep.dist.name if ep.dist is not None else ""
+        return (dist != "genzoo", ep.name)
+
+    seen: set[str] = set()
+    unique = []
+    for ep in sorted(eps, key=order):
+        if ep.name not in seen:  # the same dist on sys.path twice lists its points twice
+            seen.add(ep.name)
+            unique.append(ep)
+    return unique
+
+
+def _hooks_of(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    return sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+
+
+@lru_cache(maxsize=1)
+def get_plugin_manager() -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...]]:
+    """Build the plugin manager once per process and return it with load records."""
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    infos: list[PluginInfo] = []
+    from importlib import import_module
+
+    from genzoo import __version__
+
+    for module_name in CORE_PLUGINS:
+        module = import_module(module_name)
+        pm.register(module, name=module_name)
+        infos.append(PluginInfo(module_name, module_name, "genzoo", __version__,
+                                _hooks_of(pm, module)))
+
+    selected = _selected()
+    for ep in _entry_points():
+        if selected is not None and ep.name not in selected:
+            continue
+        dist = ep.dist
+        info = PluginInfo(
+            name=ep.name,
+            module=ep.value,
+            distribution=dist.name if dist is not None else "?",
+            version=dist.version if dist is not None else "?",
+        )
+        infos.append(info)
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # a broken plugin must not break genzoo
+            info.fail(exc, "failed to load")
+            continue
+        info.hooks = _hooks_of(pm, plugin)
+    return pm, tuple(infos)

@@ -1,0 +1,85 @@
+"""Progress reporting: a rich bar on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import TextIO
+
+
+def format_metrics(metrics: Mapping[str, float], keys: int = 4) -> str:
+    shown = [f"{k} {v:.4g}" for k, v in list(metrics.items())[:keys]]
+    return "  ".join(shown)
+
+
+class Reporter:
+    """Silent reporter; the base of the others."""
+
+    def start(self, total: int, initial: int, description: str) -> None: ...
+
+    def advance(self, step: int) -> None: ...
+
+    def metrics(self, step: int, metrics: Mapping[str, float]) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PlainReporter(Reporter):
+    """Periodic log lines, for logs and pipes."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+
+    def start(self, total: int, initial: int, description: str) -> None:
+        self.total, self.description = total, description
+        self.t0, self.step0 = time.perf_counter(), initial
+        self.message(f"{description}: training for {total} steps"
+                     + (f" (resuming at step {initial})" if initial else ""))
+
+    def metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+        elapsed = time.perf_counter() - self.t0
+        rate = (step - self.step0) / elapsed if elapsed > 0 else 0.0
+        self.message(f"step {step}/{self.total}  {format_metrics(metrics)}  "
+                     f"({rate:.1f} steps/s)")
+
+    def message(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+
+class RichReporter(Reporter):
+    """A live progress bar with the latest loss."""
+
+    def start(self, total: int, initial: int, description: str) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(description, total=total, completed=initial,
+                                           metrics="")
+
+    def advance(self, step: int) -> None:
+        self.progress.update(self.task, completed=step)
+
+    def metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.progress.update(self.task, completed=step, metrics=format_metrics(metrics, 3))
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(text)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def make_reporter(stream: TextIO | None = None) -> Reporter:
+    """A bar when ``stream`` (default stderr) is a terminal, plain lines otherwise."""
+    stream = stream or sys.stderr
+    return RichReporter() if stream.isatty() else PlainReporter(stream)

@@ -1,0 +1,138 @@
+"""The backend-agnostic protocol between genzoo's core and a model.
+
+Numpy arrays cross every boundary: batches go in as numpy, samples and weights come out
+as numpy. Images are float32 NHWC in [0, 1]; text batches are int64 token ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from genzoo.registry import ModelSpec
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model needs to know about its data to be built.
+
+    Saved in ``config.json`` so that a run can be reloaded without its dataset.
+    """
+
+    kind: str  # "image" or "text"
+    shape: tuple[int, ...] = ()  # (H, W, C) for images
+    vocab: str = ""  # the tokenizer's characters, in id order, for text
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "shape": list(self.shape), "vocab": self.vocab}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DataInfo:
+        return cls(data["kind"], tuple(data.get("shape", ())), data.get("vocab", ""))
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A trained or trainable generative model, seen from the core."""
+
+    spec: ModelSpec
+    config: Any  # the family's ModelConfig
+    info: DataInfo
+
+    def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        """Draw ``n`` samples; images are float32 NHWC in [0, 1]. Same seed, same samples."""
+        ...
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The weights (and buffers) as numpy arrays with stable names."""
+        ...
+
+    def load_state(self, tensors: Mapping[str, np.ndarray]) -> None:
+        """Load weights saved by :meth:`state`; names and shapes must match."""
+        ...
+
+    def num_parameters(self) -> int:
+        """The number of trainable parameters."""
+        ...
+
+    def prepare_eval(self, x: np.ndarray) -> np.ndarray:
+        """Turn a raw evaluation split into what the model is evaluated on (once per run).
+
+        The VAE binarises test images here with a fixed seed; most models return ``x``.
+        """
+        ...
+
+
+@runtime_checkable
+class TextGenerator(Generator, Protocol):
+    """A generator of text."""
+
+    def generate(self, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int | None = None) -> str:
+        """Continue ``prompt`` and return the new text."""
+        ...
+
+    def stream(self, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
+               top_k: int | None = None, seed: int | None = None) -> Iterator[str]:
+        """Continue ``prompt``, yielding the new text a character at a time."""
+        ...
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """One per backend: optimises a generator on numpy batches.
+
+    The model owns its loss (and, when it has several optimizers, its step); the
+    trainer owns optimizers, gradients, devices and RNG state.
+    """
+
+    def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
+        """One optimisation step; returns metrics, possibly still on the device."""
+        ...
+
+    def eval_step(self, batch: np.ndarray) -> Mapping[str, Any]:
+        """Metrics on one batch, without updating anything."""
+        ...
+
+    def to_floats(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        """Bring metrics to the host as floats (the only place a step syncs)."""
+        ...
+
+    def set_lr(self, lr: float) -> None:
+        """Set the learning rate of every optimizer (called before every step)."""
+        ...
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Optimizer and RNG state: tensors, and JSON-ready values."""
+        ...
+
+    def load_state(self, tensors: Mapping[str, np.ndarray], values: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state` returned."""
+        ...
+
+
+class Callback(Protocol):
+    """Observes the training loop. Every method is optional."""
+
+    def on_log(self, step: int, metrics: Mapping[str, float]) -> None: ...
+
+    def on_eval(self, step: int, metrics: Mapping[str, float]) -> None: ...
+
+
+@dataclass
+class History:
+    """What a training run logged: train and validation metrics by step."""
+
+    train: list[dict[str, float]] = field(default_factory=list)
+    eval: list[dict[str, float]] = field(default_factory=list)
+
+    def last(self, which: str = "eval") -> dict[str, float]:
+        records = getattr(self, which)
+        return dict(records[-1]) if records else {}

@@ -1,0 +1,233 @@
+"""The registry of models and datasets, filled by plugin hooks.
+
+This module is the only caller of the plugin hooks. Each plugin's hook implementation
+is called on its own, so one plugin that raises cannot hide the others' models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import import_module
+from types import MappingProxyType
+from typing import Any, Literal
+
+from genzoo.errors import LookupFailed, PluginError, did_you_mean
+from genzoo.plugins import PluginInfo, get_plugin_manager
+
+Backend = Literal["torch", "keras"]
+Kind = Literal["image", "text"]
+BACKENDS: tuple[str, ...] = ("torch", "keras")
+KINDS: tuple[str, ...] = ("image", "text")
+
+
+def import_object(path: str) -> Any:
+    """Import ``"package.module:attr"`` and return the attribute."""
+    module_name, _, attr = path.partition(":")
+    obj: Any = import_module(module_name)
+    for part in attr.split(".") if attr else []:
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model implementation: a family name in one backend.
+
+    Attributes:
+        name: the family name users type (``vae``, ``gan``, ``transformer``).
+        backend: ``"torch"`` or ``"keras"``.
+        kind: ``"image"`` or ``"text"``: what the model consumes and generates.
+        config: the family's config dataclass (a :class:`genzoo.config.ModelConfig`).
+        builder: import path of the network class, ``"package.module:Class"``; it is
+            called as ``Class(config, data_info)``. Imported only when a model is built.
+        presets: named overrides of model and training config fields. Must include
+            ``default_preset`` and a ``tiny`` preset that trains in seconds, for tests.
+        default_preset: the preset used when none is given.
+        default_dataset: a registered dataset name, used when ``--data`` is not given.
+        summary: one line for ``genzoo list``.
+        plugin: the plugin that registered the spec (filled in by genzoo).
+    """
+
+    name: str
+    backend: str
+    kind: str
+    config: type
+    builder: str
+    presets: Mapping[str, Mapping[str, Any]]
+    default_preset: str
+    default_dataset: str
+    summary: str
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.default_preset not in self.presets:
+            raise ValueError(f"default preset {self.default_preset!r} is not in presets")
+        if "tiny" not in self.presets:
+            raise ValueError("every model needs a 'tiny' preset for tests")
+        frozen = {k: MappingProxyType(dict(v)) for k, v in self.presets.items()}
+        object.__setattr__(self, "presets", MappingProxyType(frozen))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.name, self.backend)
+
+    def preset(self, name: str | None) -> Mapping[str, Any]:
+        """Return a preset's overrides; ``None`` means the default preset."""
+        name = name or self.default_preset
+        if name not in self.presets:
+            raise LookupFailed(
+                f"unknown preset '{name}' for {self.name}.{did_you_mean(name, self.presets)}"
+            )
+        return self.presets[name]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset that can be named with ``--data``.
+
+    Attributes:
+        name: what users type.
+        kind: ``"image"`` or ``"text"``.
+        loader: import path of a function ``load(spec) -> ImageData | TextData``.
+        summary: one line for ``genzoo datasets``.
+        shape: (H, W, C) for image datasets, ``None`` for text.
+        source: where the data comes from.
+        license: licence or citation.
+        offline: ``True`` when it ships with an installed package (never downloaded).
+        files: relative paths of the files the dataset needs (downloadable datasets).
+        plugin: the plugin that registered it (filled in by genzoo).
+    """
+
+    name: str
+    kind: str
+    loader: str
+    summary: str
+    shape: tuple[int, int, int] | None = None
+    source: str = ""
+    license: str = ""
+    offline: bool = False
+    files: tuple[str, ...] = ()
+    plugin: str = ""
+
+
+@dataclass
+class Registry:
+    """Every registered model and dataset, and what went wrong while registering."""
+
+    models: dict[tuple[str, str], ModelSpec] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    plugins: tuple[PluginInfo, ...] = ()
+
+    # -- lookups ---------------------------------------------------------------------------
+    def model_names(self) -> list[str]:
+        return sorted({name for name, _ in self.models})
+
+    def backends_of(self, name: str) -> list[str]:
+        return [b for b in BACKENDS if (name, b) in self.models]
+
+    def model(self, name: str, backend: str = "torch") -> ModelSpec:
+        """Look up a model, with a did-you-mean for unknown names and backends."""
+        if name not in self.model_names():
+            raise LookupFailed(f"unknown model '{name}'.{did_you_mean(name, self.model_names())}")
+        if (name, backend) not in self.models:
+            raise LookupFailed(
+                f"model '{name}' has no backend '{backend}'."
+                f"{did_you_mean(backend, self.backends_of(name))}"
+            )
+        return self.models[(name, backend)]
+
+    def dataset(self, name: str) -> DatasetSpec:
+        if name not in self.datasets:
+            raise LookupFailed(f"unknown dataset '{name}'.{did_you_mean(name, self.datasets)}")
+        return self.datasets[name]
+
+    # -- filling ---------------------------------------------------------------------------
+    def _add_model(self, spec: ModelSpec, info: PluginInfo) -> None:
+        if not isinstance(spec, ModelSpec):
+            raise PluginError(f"register() expects a ModelSpec, got {type(spec).__name__}")
+        spec = _with_plugin(spec, info.name)
+        existing = self.models.get(spec.key)
+        if existing is not None:
+            raise PluginError(
+                f"model '{spec.name}' ({spec.backend}) is registered by both plugin "
+                f"'{existing.plugin}' and plugin '{info.name}'; keeping '{existing.plugin}'"
+            )
+        self.models[spec.key] = spec
+        info.models.append(f"{spec.name}/{spec.backend}")
+
+    def _add_dataset(self, spec: DatasetSpec, info: PluginInfo) -> None:
+        if not isinstance(spec, DatasetSpec):
+            raise PluginError(f"register() expects a DatasetSpec, got {type(spec).__name__}")
+        spec = _with_plugin(spec, info.name)
+        existing = self.datasets.get(spec.name)
+        if existing is not None:
+            raise PluginError(
+                f"dataset '{spec.name}' is registered by both plugin '{existing.plugin}' "
+                f"and plugin '{info.name}'; keeping '{existing.plugin}'"
+            )
+        self.datasets[spec.name] = spec
+        info.datasets.append(spec.name)
+
+
+def _with_plugin(spec: Any, plugin: str) -> Any:
+    from dataclasses import replace
+
+    return replace(spec, plugin=plugin)
+
+
+def _call_each(hook_name: str, make_register: Callable[[PluginInfo], Callable[[Any], None]],
+               infos: Iterable[PluginInfo]) -> None:
+    pm, _ = get_plugin_manager()
+    by_name = {info.name: info for info in infos}
+    caller = getattr(pm.hook, hook_name)
+    # get_hookimpls() lists implementations in load order: built-ins before third parties.
+    for impl in caller.get_hookimpls():
+        info = by_name[impl.plugin_name]
+        register = make_register(info)
+        try:
+            impl.function(register=register)
+        except Exception as exc:  # one plugin's bug must not hide the others
+            info.fail(exc, f"raised in {hook_name}")
+
+
+def _safe(add: Callable[[Any, PluginInfo], None], info: PluginInfo) -> Callable[[Any], None]:
+    def register(spec: Any) -> None:
+        try:
+            add(spec, info)
+        except (PluginError, ValueError, TypeError) as exc:
+            info.fail(exc, "registration refused")
+
+    return register
+
+
+@lru_cache(maxsize=1)
+def get_registry() -> Registry:
+    """Load plugins (once per process) and collect their models and datasets."""
+    _, infos = get_plugin_manager()
+    registry = Registry(plugins=infos)
+    _call_each("register_datasets", lambda info: _safe(registry._add_dataset, info), infos)
+    _call_each("register_models", lambda info: _safe(registry._add_model, info), infos)
+    return registry
+
+
+def register_commands(cli: Any) -> None:
+    """Let every plugin add its CLI commands (isolating failures)."""
+    pm, infos = get_plugin_manager()
+    by_name = {info.name: info for info in infos}
+    for impl in pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            by_name[impl.plugin_name].fail(exc, "raised in register_commands")
+
+
+def reset() -> None:
+    """Forget the loaded plugins and registry (tests use this after changing sys.path)."""
+    get_registry.cache_clear()
+    get_plugin_manager.cache_clear()

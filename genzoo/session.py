@@ -1,0 +1,140 @@
+"""One training run from a validated plan to a finished run directory.
+
+The order matters: the dataset is loaded and the run directory checked before the
+framework is imported, so bad input fails in a second, not after TensorFlow loads.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from genzoo import __version__
+from genzoo.api import Plan, Run, check_origin, weights_metadata
+from genzoo.checkpoint import (WEIGHTS, RunDir, latest_checkpoint, read_checkpoint,
+                               save_tensors, write_checkpoint)
+from genzoo.errors import CheckpointError, DataError
+from genzoo.progress import Reporter
+from genzoo.training import LoopHooks, evaluate, fit
+
+SAMPLE_COUNT = 64
+
+
+class Session:
+    """Loads data, builds the model and trainer, runs the loop, writes the artifacts."""
+
+    def __init__(self, plan: Plan, run_dir: RunDir, reporter: Reporter, resume: bool = False):
+        self.plan = plan
+        self.run_dir = run_dir
+        self.reporter = reporter
+        self.resume = resume
+
+    def run(self) -> Run:
+        from genzoo.backends import get_backend
+        from genzoo.data import fixed_batches, load_dataset
+
+        p, cfg = self.plan, self.plan.train_config
+        data = load_dataset(p.data, p.spec.kind)
+        batches = data.train_batches(cfg.batch_size, cfg.seed)
+        spe = batches.steps_per_epoch
+        total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * spe
+        if total <= 0:
+            raise DataError(f"dataset '{p.data}' gives zero training steps")
+
+        backend = get_backend(p.spec.backend)
+        generator = backend.build(p.spec, p.model_config, data.info, seed=cfg.seed,
+                                  device=cfg.device)
+        trainer = backend.make_trainer(generator, cfg)
+        self.generator, self.trainer, self.spe = generator, trainer, spe
+
+        start = self._restore() if self.resume else 0
+        if not self.resume:
+            self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": data.info.to_json(),
+                                                    "genzoo": __version__})
+        self._write_meta(data, backend, "running", start, 0.0, {})
+        val = generator.prepare_eval(data.val)
+        hooks = LoopHooks(log=self.run_dir.log, checkpoint=self._checkpoint,
+                          reporter=self.reporter)
+        t0 = time.perf_counter()
+        history = fit(
+            generator, trainer, batches, cfg, total_steps=total, steps_per_epoch=spe,
+            eval_batches=lambda: fixed_batches(val, cfg.batch_size, cfg.eval_batches),
+            hooks=hooks, start_step=start,
+            description=f"{p.spec.name} ({p.spec.backend}) on {p.data}",
+        )
+        wall = time.perf_counter() - t0
+        if total > start:
+            self._checkpoint(total)
+        test = evaluate(trainer, fixed_batches(generator.prepare_eval(data.test), cfg.batch_size))
+        self.run_dir.log({"event": "test", "step": total,
+                          **{f"test_{k}": v for k, v in test.items()}})
+        save_tensors(self.run_dir.path / WEIGHTS, generator.state(), weights_metadata(p.spec))
+        self._write_samples()
+        metrics = {"train": _strip(history.last("train")), "val": _strip(history.last("eval")),
+                   "test": test}
+        self._write_meta(data, backend, "complete", total, wall, metrics)
+        return Run(self.run_dir.path, generator, history, metrics)
+
+    # -- pieces ----------------------------------------------------------------------------
+    def _checkpoint(self, step: int) -> None:
+        tensors, values = self.trainer.state()
+        write_checkpoint(
+            self.run_dir.checkpoints, step, self.generator.state(), tensors,
+            {"model": self.plan.spec.name, "backend": self.plan.spec.backend,
+             "config": self.plan.to_json(), "epoch": step / self.spe, "trainer": values},
+            keep=self.plan.train_config.keep_checkpoints,
+        )
+
+    def _restore(self) -> int:
+        found = latest_checkpoint(self.run_dir.checkpoints)
+        if found is None:
+            raise CheckpointError(f"{self.run_dir.path} has no checkpoint to resume from")
+        weights, trainer_tensors, state = read_checkpoint(found)
+        check_origin({"genzoo.model": state.get("model", ""),
+                      "genzoo.backend": state.get("backend", "")}, self.plan.spec, found)
+        self.generator.load_state(weights)
+        self.trainer.load_state(trainer_tensors, state["trainer"])
+        step = int(state["step"])
+        self.run_dir.truncate_log(step)
+        self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name})
+        return step
+
+    def _write_samples(self) -> None:
+        from genzoo.imaging import save_grid
+
+        images = self.generator.sample(SAMPLE_COUNT, seed=self.plan.train_config.seed)
+        save_grid(self.run_dir.path / "samples.png", images)
+
+    def _write_meta(self, data: Any, backend: Any, status: str, step: int, wall: float,
+                    metrics: dict[str, Any]) -> None:
+        spec = self.plan.spec
+        plugin = next((i for i in _plugins() if i.name == spec.plugin), None)
+        self.run_dir.write_json(RunDir.META, {
+            "status": status,
+            "genzoo": __version__,
+            "plugin": {"name": spec.plugin,
+                       "distribution": plugin.distribution if plugin else "?",
+                       "version": plugin.version if plugin else "?"},
+            "frameworks": backend.versions(),
+            "backend": spec.backend,
+            "device": str(getattr(self.generator, "device", "")),
+            "data": {"name": data.name, "source": data.source, "sha256": data.checksum,
+                     "train": len(data.train), "val": len(data.val), "test": len(data.test)},
+            "num_parameters": self.generator.num_parameters(),
+            "step": step,
+            "epoch": step / self.spe,
+            "wall_time_s": round(wall, 3),
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "metrics": metrics,
+        })
+
+
+def _strip(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in ("event",)}
+
+
+def _plugins() -> tuple[Any, ...]:
+    from genzoo.registry import get_registry
+
+    return get_registry().plugins

@@ -1,0 +1,138 @@
+"""The conformance kit: checks that a (model, backend) honours genzoo's contract.
+
+Use it from a plugin's tests::
+
+    from genzoo.testing import check_model
+
+    def test_my_model(tmp_path):
+        check_model("my-model", "torch", tmp_path)
+
+Each check raises :class:`ConformanceError` naming the check that failed. genzoo's own
+models are tested with exactly this kit (``tests/test_conformance.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class ConformanceError(AssertionError):
+    """A model failed one conformance check."""
+
+
+@dataclass
+class Context:
+    name: str
+    backend: str
+    tmp_path: Path
+    data: str = ""
+    run: Any = None
+
+    @property
+    def spec(self) -> Any:
+        from genzoo.registry import get_registry
+
+        return get_registry().model(self.name, self.backend)
+
+
+def synthetic_images(path: Path, shape: tuple[int, int] = (8, 8), n_train: int = 256,
+                     n_test: int = 64, seed: int = 0) -> Path:
+    """Write a small IDX dataset of noisy bars to ``path`` and return it.
+
+    Each image is one bright horizontal or vertical bar: easy to learn, so a few steps
+    must lower any sensible loss.
+    """
+    from genzoo.checkpoint import atomic_write_bytes
+
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    h, w = shape
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = np.zeros((n, h, w), dtype=np.uint8)
+        labels = rng.integers(0, 2, n).astype(np.uint8)
+        for i in range(n):
+            pos = rng.integers(0, h if labels[i] == 0 else w)
+            if labels[i] == 0:
+                images[i, pos, :] = 255
+            else:
+                images[i, :, pos] = 255
+        noise = rng.random(images.shape) < 0.03
+        images[noise] = 255 - images[noise]
+        header = bytes([0, 0, 8, 3]) + np.array([n, h, w], ">u4").tobytes()
+        atomic_write_bytes(path / f"{prefix}-images-idx3-ubyte", header + images.tobytes())
+        header = bytes([0, 0, 8, 1]) + np.array([n], ">u4").tobytes()
+        atomic_write_bytes(path / f"{prefix}-labels-idx1-ubyte", header + labels.tobytes())
+    return path
+
+
+def _synthetic_data(ctx: Context) -> str:
+    if not ctx.data:
+        ctx.data = str(synthetic_images(ctx.tmp_path / "data"))
+    return ctx.data
+
+
+def check_builds(ctx: Context) -> None:
+    """The ``tiny`` preset builds, and has trainable parameters."""
+    import genzoo
+
+    model = genzoo.create(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx))
+    if model.num_parameters() <= 0:
+        raise ConformanceError("builds: the tiny model has no trainable parameters")
+
+
+def check_learns(ctx: Context) -> None:
+    """Training on synthetic data lowers the loss (first steps against last steps)."""
+    import genzoo
+
+    ctx.run = genzoo.train(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx),
+                           out=ctx.tmp_path / "run", log_every=1, steps=40)
+    losses = [r["loss"] for r in ctx.run.history.train]
+    first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+    if not last < first:
+        raise ConformanceError(f"learns: loss did not fall ({first:.4g} -> {last:.4g})")
+
+
+def check_samples(ctx: Context) -> None:
+    """Samples have the data's shape, dtype float32, values in [0, 1], and obey the seed."""
+    gen = ctx.run.generator
+    x = gen.sample(5, seed=3)
+    expected = (5, *gen.info.shape)
+    if x.shape != expected:
+        raise ConformanceError(f"samples: shape {x.shape}, expected {expected}")
+    if x.dtype != np.float32:
+        raise ConformanceError(f"samples: dtype {x.dtype}, expected float32")
+    if not (np.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 1.0):
+        raise ConformanceError(f"samples: values outside [0, 1] ({x.min()}..{x.max()})")
+    if not np.array_equal(x, gen.sample(5, seed=3)):
+        raise ConformanceError("samples: the same seed gave different samples")
+    if np.array_equal(x, gen.sample(5, seed=4)):
+        raise ConformanceError("samples: different seeds gave identical samples")
+
+
+def check_round_trip(ctx: Context) -> None:
+    """A reloaded run gives bitwise identical weights and samples for the same seed."""
+    import genzoo
+
+    loaded = genzoo.load(ctx.run.path)
+    before, after = ctx.run.generator.state(), loaded.state()
+    if set(before) != set(after) or any(not np.array_equal(before[k], after[k]) for k in before):
+        raise ConformanceError("round trip: reloaded weights differ")
+    if not np.array_equal(ctx.run.generator.sample(4, seed=11), loaded.sample(4, seed=11)):
+        raise ConformanceError("round trip: reloaded model samples differently")
+
+
+CHECKS: tuple[Callable[[Context], None], ...] = (
+    check_builds, check_learns, check_samples, check_round_trip,
+)
+
+
+def check_model(name: str, backend: str, tmp_path: Path) -> None:
+    """Run every conformance check on one (model, backend), in order."""
+    ctx = Context(name, backend, Path(tmp_path))
+    for check in CHECKS:
+        check(ctx)

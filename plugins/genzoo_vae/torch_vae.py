@@ -1,0 +1,98 @@
+"""The VAE in PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genzoo.errors import ConfigError
+from genzoo.protocols import DataInfo
+from genzoo_vae.config import VAEConfig, binarize
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, in closed form."""
+    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
+
+
+def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """-log p(x | logits) per pixel for binary x."""
+    return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+
+def _mlp(sizes: list[int], act: type[nn.Module]) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), act()]
+    return layers
+
+
+class VAE(nn.Module):
+    """x -> q(z|x) = N(mu, sigma^2) -> z -> p(x|z) = Bernoulli(sigmoid(logits))."""
+
+    def __init__(self, config: VAEConfig, info: DataInfo):
+        super().__init__()
+        self.config = config
+        self.shape = h, w, c = info.shape
+        d, k = h * w * c, config.latent_dim
+        act = ACTIVATIONS[config.activation]
+        if config.arch == "mlp":
+            widths = list(config.hidden)
+            self.encoder = nn.Sequential(nn.Flatten(), *_mlp([d, *widths], act),
+                                         nn.Linear(widths[-1], 2 * k))
+            self.decoder = nn.Sequential(*_mlp([k, *widths[::-1]], act),
+                                         nn.Linear(widths[0], d))
+        else:
+            if h % 4 or w % 4:
+                raise ConfigError(f"the conv VAE needs image sides divisible by 4, got {h}x{w}")
+            ch, flat = config.channels, 2 * config.channels * (h // 4) * (w // 4)
+            self.encoder = nn.Sequential(
+                nn.Conv2d(c, ch, 3, stride=2, padding=1), act(),  # (B, ch, H/2, W/2)
+                nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1), act(),  # (B, 2ch, H/4, W/4)
+                nn.Flatten(), nn.Linear(flat, config.hidden[0]), act(),
+                nn.Linear(config.hidden[0], 2 * k),
+            )
+            self.decoder = nn.Sequential(
+                nn.Linear(k, config.hidden[0]), act(), nn.Linear(config.hidden[0], flat),
+                act(), nn.Unflatten(1, (2 * ch, h // 4, w // 4)),
+                nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1), act(),
+                nn.ConvTranspose2d(ch, c, 4, stride=2, padding=1),  # (B, C, H, W) logits
+            )
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.config.arch == "conv":
+            x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)  # (B, k) each
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of p(x|z), NHWC."""
+        out = self.decoder(z)
+        if self.config.arch == "conv":
+            return out.permute(0, 2, 3, 1)
+        return out.reshape(-1, *self.shape)
+
+    def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The negative ELBO in nats per image, and its two terms."""
+        if self.training:
+            x = torch.bernoulli(x)  # dynamic binarisation: a fresh binary image every step
+        mu, logvar = self.encode(x)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # reparameterisation
+        recon = bernoulli_nll(self.decode(z), x).flatten(1).sum(1).mean()
+        kl = gaussian_kl(mu, logvar).sum(1).mean()
+        return recon + kl, {"recon": recon, "kl": kl}
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Bernoulli means of p(x|z) for z ~ N(0, I): NHWC in [0, 1]."""
+        z = torch.randn(n, self.config.latent_dim, generator=generator,
+                        device=generator.device)
+        return torch.sigmoid(self.decode(z))
+
+    @staticmethod
+    def prepare_eval(x: np.ndarray) -> np.ndarray:
+        return binarize(x)

@@ -1,0 +1,17 @@
+"""Helpers shared by the tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_genzoo(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run the installed console script in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    exe = Path(sys.executable).with_name("genzoo")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=timeout)

@@ -1,0 +1,80 @@
+"""Run-directory and checkpoint I/O: atomic, verified, never pickle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genzoo.checkpoint import (RunDir, atomic_write_bytes, latest_checkpoint, load_tensors,
+                               read_checkpoint, save_tensors, write_checkpoint)
+from genzoo.errors import CheckpointError
+
+
+def _ckpt(directory, step, value=1.0, keep=3):
+    weights = {"w": np.full((2, 3), value, np.float32)}
+    return write_checkpoint(directory, step, weights, {"opt.0.m": np.zeros(3, np.float32)},
+                            {"model": "vae"}, keep=keep)
+
+
+def test_checkpoint_round_trip_and_latest(tmp_path) -> None:
+    _ckpt(tmp_path, 10, 1.0)
+    path = _ckpt(tmp_path, 20, 2.0)
+    assert latest_checkpoint(tmp_path) == path
+    weights, trainer, state = read_checkpoint(path)
+    assert np.array_equal(weights["w"], np.full((2, 3), 2.0, np.float32))
+    assert state["step"] == 20 and state["model"] == "vae"
+    assert "opt.0.m" in trainer
+
+
+def test_only_the_last_k_are_kept(tmp_path) -> None:
+    for step in (1, 2, 3, 4):
+        _ckpt(tmp_path, step, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-00000003", "step-00000004"]
+
+
+def test_a_tampered_tensor_file_is_refused_by_name(tmp_path) -> None:
+    path = _ckpt(tmp_path, 5)
+    data = bytearray((path / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (path / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"model.safetensors is corrupt"):
+        read_checkpoint(path)
+
+
+def test_a_truncated_safetensors_file_names_the_file(tmp_path) -> None:
+    save_tensors(tmp_path / "w.safetensors", {"a": np.arange(10, dtype=np.float32)})
+    data = (tmp_path / "w.safetensors").read_bytes()
+    (tmp_path / "w.safetensors").write_bytes(data[:-7])
+    with pytest.raises(CheckpointError, match="w.safetensors is not a valid safetensors"):
+        load_tensors(tmp_path / "w.safetensors")
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatch) -> None:
+    target = tmp_path / "f.bin"
+    atomic_write_bytes(target, b"old")
+
+    def broken_replace(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("genzoo.checkpoint.os.replace", broken_replace)
+    with pytest.raises(OSError):
+        atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_run_dir_refuses_to_clobber_a_run(tmp_path) -> None:
+    run = RunDir(tmp_path / "run")
+    run.prepare()
+    run.write_json(RunDir.CONFIG, {"model": "vae"})
+    with pytest.raises(CheckpointError, match="already holds a run; pass --overwrite"):
+        RunDir(tmp_path / "run").prepare()
+    RunDir(tmp_path / "run").prepare(overwrite=True)
+    assert not (tmp_path / "run" / RunDir.CONFIG).exists()
+
+
+def test_run_dir_must_be_writable(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CheckpointError, match="cannot write to"):
+        RunDir(blocker / "run").prepare()

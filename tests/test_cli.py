@@ -1,0 +1,100 @@
+"""The command line, run as users run it: the real console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from helpers import run_genzoo
+
+FRAMEWORKS = ("torch", "tensorflow", "keras")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["datasets"], ["plugins"],
+                                  ["train", "--help"]])
+def test_fast_commands_import_no_framework(args: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "genzoo", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert imported, "no -X importtime output"
+    assert not [m for m in imported if m.split(".")[0] in FRAMEWORKS]
+
+
+def test_list_json_describes_every_model() -> None:
+    result = run_genzoo("list", "--json")
+    assert result.returncode == 0
+    vae = next(m for m in json.loads(result.stdout) if m["name"] == "vae")
+    assert vae["backends"] == ["torch", "keras"]
+    assert vae["default_preset"] == "mlp" and "tiny" in vae["presets"]
+    assert vae["default_dataset"] == "digits" and vae["plugin"] == "vae"
+
+
+def test_datasets_lists_bundled_and_downloadable() -> None:
+    rows = {r["name"]: r for r in json.loads(run_genzoo("datasets", "--json").stdout)}
+    assert rows["digits"]["status"] == "bundled" and rows["digits"]["shape"] == [8, 8, 1]
+    assert rows["mnist"]["status"] == "available"  # GENZOO_DATA_DIR points at ../shared/data
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["train", "vea"], "unknown model 'vea'. Did you mean 'vae'?"),
+    (["train", "vae", "--backend", "kears"], "no backend 'kears'. Did you mean 'keras'?"),
+    (["train", "vae", "--preset", "cnv"], "unknown preset 'cnv' for vae. Did you mean 'conv'?"),
+    (["train", "vae", "--data", "mnst"], "unknown dataset 'mnst'"),
+    (["train", "vae", "--set", "latnt_dim=4"], "Did you mean 'latent_dim'?"),
+    (["train", "vae", "--set", "latent_dim=four"], "expected an integer, got 'four'"),
+    (["train", "vae", "--set", "latent_dim"], "--set expects KEY=VALUE"),
+    (["train", "vae", "--lr", "-0.1"], "'lr': must be positive"),
+    (["train", "vae", "--batch-size", "0"], "'batch_size': must be positive"),
+    (["train", "vae", "--epochs", "many"], "'many' is not a valid integer"),
+    (["sample", "no-such-run"], "no-such-run is not a genzoo run"),
+    (["sample", "no-such-run", "--n", "0"], "--n"),
+    (["bogus"], "No such command 'bogus'"),
+])
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = run_genzoo(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("genzoo: error: ")
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_train_then_sample_is_reproducible(backend: str, tmp_path) -> None:
+    run = tmp_path / "run"
+    trained = run_genzoo("train", "vae", "--backend", backend, "--preset", "tiny",
+                         "--out", str(run))
+    assert trained.returncode == 0, trained.stderr
+    # Not a terminal: plain periodic log lines instead of a progress bar.
+    assert "step 10/30" in trained.stderr and "\r" not in trained.stderr
+    assert f"run: {run}" in trained.stdout
+    for name in ("config.json", "meta.json", "model.safetensors", "metrics.jsonl",
+                 "samples.png"):
+        assert (run / name).is_file(), name
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["backend"] == backend and meta["step"] == 30
+    events = [json.loads(line)["event"] for line in (run / "metrics.jsonl").open()]
+    assert {"train", "eval", "test"} <= set(events)
+
+    grids = []
+    for name, seed in (("a.png", "7"), ("b.png", "7"), ("c.png", "8")):
+        result = run_genzoo("sample", str(run), "--n", "16", "--seed", seed,
+                            "--out", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+        grids.append((tmp_path / name).read_bytes())
+    assert grids[0] == grids[1] and grids[0] != grids[2]
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path) -> None:
+    first = run_genzoo("train", "vae", "--preset", "tiny", "--steps", "5", "--out",
+                       str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    again = run_genzoo("train", "vae", "--preset", "tiny", "--out", str(tmp_path))
+    assert again.returncode == 2 and "already holds a run" in again.stderr
+    forced = run_genzoo("train", "vae", "--preset", "tiny", "--steps", "5", "--out",
+                        str(tmp_path), "--overwrite")
+    assert forced.returncode == 0, forced.stderr

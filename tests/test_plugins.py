@@ -1,0 +1,130 @@
+"""Plugin discovery through real entry points: good, broken, raising and duplicate plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from helpers import run_genzoo
+from genzoo.plugins import PluginWarning
+
+GOOD = """
+from genzoo import hookimpl
+from genzoo.registry import ModelSpec
+from genzoo_vae.config import PRESETS, VAEConfig
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="toy", backend="torch", kind="image", config=VAEConfig,
+                       builder="genzoo_vae.torch_vae:VAE", presets=PRESETS,
+                       default_preset="tiny", default_dataset="digits",
+                       summary="a third-party model"))
+"""
+BROKEN = "raise RuntimeError('boom at import')\n"
+RAISING = """
+from genzoo import hookimpl
+
+@hookimpl
+def register_models(register):
+    raise ValueError('boom in the hook')
+"""
+DUPLICATE = """
+from genzoo import hookimpl
+from genzoo_vae import SPECS
+
+@hookimpl
+def register_models(register):
+    register(SPECS[0])
+"""
+
+
+def install(root: Path, module: str, code: str, entry_point: str | None = None) -> None:
+    """Install a one-module distribution with a ``genzoo`` entry point into ``root``."""
+    dist = module.replace("_", "-")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"{module}.py").write_text(textwrap.dedent(code))
+    info = root / f"{module}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[genzoo]\n{entry_point or module} = {module}\n")
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch, fresh_registry):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def _infos(registry):
+    return {i.name: i for i in registry.get_registry().plugins}
+
+
+def test_a_third_party_plugin_is_discovered_through_its_entry_point(site, fresh_registry):
+    install(site, "toy_plugin", GOOD, "toy")
+    registry = fresh_registry.get_registry()
+    assert registry.model("toy").plugin == "toy"
+    info = _infos(fresh_registry)["toy"]
+    assert (info.distribution, info.version, info.hooks) == ("toy-plugin", "1.0", ["register_models"])
+    assert info.models == ["toy/torch"] and info.error is None
+
+
+def test_a_plugin_that_fails_to_import_is_reported_not_fatal(site, fresh_registry):
+    install(site, "broken_plugin", BROKEN, "broken")
+    with pytest.warns(PluginWarning, match="plugin 'broken' failed to load: RuntimeError"):
+        registry = fresh_registry.get_registry()
+    assert "boom at import" in _infos(fresh_registry)["broken"].error
+    assert registry.model("vae")  # the built-ins still load
+
+
+def test_a_plugin_that_raises_while_registering_is_isolated(site, fresh_registry):
+    install(site, "raising_plugin", RAISING, "raising")
+    with pytest.warns(PluginWarning, match="raised in register_models"):
+        registry = fresh_registry.get_registry()
+    assert registry.model("vae", "keras")
+    assert "ValueError: boom in the hook" in _infos(fresh_registry)["raising"].error
+
+
+def test_a_duplicate_registration_names_both_plugins_and_keeps_the_first(site, fresh_registry):
+    install(site, "dupe_plugin", DUPLICATE, "dupe")
+    with pytest.warns(PluginWarning, match="registered by both plugin 'vae' and plugin 'dupe'"):
+        registry = fresh_registry.get_registry()
+    assert registry.model("vae").plugin == "vae"
+
+
+@pytest.mark.parametrize(("selection", "models"), [("", []), ("vae", ["vae"]),
+                                                   ("toy", ["toy"])])
+def test_genzoo_load_plugins_restricts_loading(site, fresh_registry, monkeypatch,
+                                               selection, models):
+    install(site, "toy_plugin", GOOD, "toy")
+    monkeypatch.setenv("GENZOO_LOAD_PLUGINS", selection)
+    registry = fresh_registry.get_registry()
+    assert registry.model_names() == models
+    assert "digits" in registry.datasets  # the core's datasets are always there
+
+
+def test_cli_reports_a_broken_plugin_and_still_works(tmp_path):
+    install(tmp_path, "broken_plugin", BROKEN, "broken")
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    listed = run_genzoo("list", "--json", env=env)
+    assert listed.returncode == 0
+    assert "genzoo: warning: plugin 'broken' failed to load: RuntimeError: boom at import" \
+        in listed.stderr
+    assert [m["name"] for m in json.loads(listed.stdout)] == ["vae"]
+    plugins = run_genzoo("plugins", "--json", "--verbose", env=env)
+    broken = next(p for p in json.loads(plugins.stdout) if p["name"] == "broken")
+    assert broken["error"].startswith("failed to load: RuntimeError")
+    assert "Traceback" in broken["traceback"]
+
+
+def test_a_third_party_model_trains_through_the_cli(tmp_path):
+    install(tmp_path / "site", "toy_plugin", GOOD, "toy")
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "site"),
+                                          os.environ.get("PYTHONPATH", "")])}
+    result = run_genzoo("train", "toy", "--out", str(tmp_path / "run"), env=env)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["model"], config["preset"]) == ("toy", "tiny")
