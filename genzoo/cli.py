@@ -82,26 +82,31 @@ def list_models(as_json: bool) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def datasets(as_json: bool) -> None:
-    """List the datasets models can train on, and whether each is available offline."""
-    from genzoo.data.sources import is_available
+    """List the datasets models can train on, and where each would come from.
+
+    Status: bundled (ships with an installed package), local (in GENZOO_DATA_DIR),
+    cached (in the user cache), or download (fetched on first use).
+    """
+    from genzoo.data.sources import status
 
     rows = []
     for spec in sorted(_registry().datasets.values(), key=lambda s: (s.kind, s.name)):
-        if spec.offline:
-            status = "bundled"
-        elif spec.files:
-            status = "available" if is_available(spec.name, spec.files) else "download"
-        else:
-            status = "?"
+        available = "bundled" if spec.offline else status(spec.folder, spec.files)
+        vocab = spec.vocab_size
+        if spec.kind == "text" and vocab is None and spec.offline:
+            from genzoo.data import load_dataset
+
+            vocab = len(load_dataset(spec.name).tokenizer)
         rows.append({"name": spec.name, "kind": spec.kind,
-                     "shape": list(spec.shape) if spec.shape else None,
-                     "source": spec.source, "status": status, "license": spec.license,
+                     "shape": list(spec.shape) if spec.shape else None, "vocab_size": vocab,
+                     "source": spec.source, "status": available, "license": spec.license,
                      "summary": spec.summary, "plugin": spec.plugin})
     if as_json:
         return _echo_json(rows)
-    _table(["dataset", "kind", "shape", "status", "source", "licence"], [
-        [r["name"], r["kind"], "x".join(map(str, r["shape"] or [])) or "-", r["status"],
-         r["source"], r["license"]] for r in rows])
+    _table(["dataset", "kind", "shape / vocab", "status", "source", "licence"], [
+        [r["name"], r["kind"],
+         "x".join(map(str, r["shape"])) if r["shape"] else f"{r['vocab_size'] or '?'} chars",
+         r["status"], r["source"], r["license"]] for r in rows])
 
 
 @cli.command()

@@ -97,10 +97,13 @@ class DatasetSpec:
         loader: import path of a function ``load(spec) -> ImageData | TextData``.
         summary: one line for ``genzoo datasets``.
         shape: (H, W, C) for image datasets, ``None`` for text.
+        vocab_size: characters in the vocabulary, for text datasets.
         source: where the data comes from.
         license: licence or citation.
         offline: ``True`` when it ships with an installed package (never downloaded).
-        files: relative paths of the files the dataset needs (downloadable datasets).
+        directory: for downloadable datasets, the folder under ``GENZOO_DATA_DIR`` and
+            the cache that holds the files (default: the name).
+        files: names of the files the dataset needs, in ``directory``.
         plugin: the plugin that registered it (filled in by genzoo).
     """
 
@@ -109,11 +112,17 @@ class DatasetSpec:
     loader: str
     summary: str
     shape: tuple[int, int, int] | None = None
+    vocab_size: int | None = None
     source: str = ""
     license: str = ""
     offline: bool = False
+    directory: str = ""
     files: tuple[str, ...] = ()
     plugin: str = ""
+
+    @property
+    def folder(self) -> str:
+        return self.directory or self.name
 
 
 @dataclass

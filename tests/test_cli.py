@@ -37,7 +37,8 @@ def test_list_json_describes_every_model() -> None:
 def test_datasets_lists_bundled_and_downloadable() -> None:
     rows = {r["name"]: r for r in json.loads(run_genzoo("datasets", "--json").stdout)}
     assert rows["digits"]["status"] == "bundled" and rows["digits"]["shape"] == [8, 8, 1]
-    assert rows["mnist"]["status"] == "available"  # GENZOO_DATA_DIR points at ../shared/data
+    assert rows["mnist"]["status"] == "local"  # GENZOO_DATA_DIR points at ../shared/data
+    assert rows["tiny-shakespeare"]["vocab_size"] == 65 and rows["python-docs"]["vocab_size"] > 90
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -12,7 +12,7 @@ from genzoo_vae.config import PRESETS, VAEConfig
 def test_preset_then_override_order() -> None:
     model, train = resolve(VAEConfig, PRESETS["mlp"], {"latent_dim": "8", "lr": "0.01"})
     assert model.latent_dim == 8 and train.lr == 0.01
-    assert model.hidden == (512, 256) and train.epochs == 50
+    assert model.hidden == (512, 512) and train.epochs == 50
 
 
 def test_none_overrides_keep_preset_values() -> None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from genzoo.data.base import ImageBatches, ImageData, fixed_batches
+from genzoo.data.text import CharTokenizer, TextBatches, TextData, decode_utf8
 from genzoo.errors import DataError, LookupFailed, did_you_mean
 
-__all__ = ["ImageBatches", "ImageData", "fixed_batches", "load_dataset"]
+__all__ = ["CharTokenizer", "ImageBatches", "ImageData", "TextBatches", "TextData",
+           "fixed_batches", "load_dataset"]
 
 
-def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData:
-    """Load a registered dataset by name, or a directory of IDX files by path.
+def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData | TextData:
+    """Load a registered dataset by name, or your own data by path.
+
+    A directory is read as IDX files (``train-images-idx3-ubyte[.gz]`` and so on); a
+    file is read as UTF-8 text.
 
     Args:
         name_or_path: a name from ``genzoo datasets`` or a filesystem path.
@@ -20,7 +25,7 @@ def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData:
     Examples:
         >>> from genzoo.data import load_dataset
         >>> load_dataset("digits").train.shape
-        (1438, 8, 8, 1)
+        (1439, 8, 8, 1)
     """
     from genzoo.registry import get_registry, import_object
 
@@ -32,12 +37,25 @@ def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData:
         return import_object(spec.loader)(spec)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
+        _expect(kind, "image", path)
         from genzoo.data.images import load_idx_dir
 
         return load_idx_dir(path)
-    if path.exists():
-        raise DataError(f"{path} is not a directory of IDX files")
+    if path.is_file():
+        _expect(kind, "text", path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return TextData(path.name, decode_utf8(data, path), source=str(path))
     raise LookupFailed(
         f"unknown dataset '{name_or_path}' (not a registered name or an existing path)."
         f"{did_you_mean(name_or_path, registry.datasets)}"
     )
+
+
+def _expect(kind: str | None, found: str, path: Path) -> None:
+    if kind is not None and kind != found:
+        what = {"image": "a directory of IDX files", "text": "a UTF-8 text file"}
+        raise DataError(f"{path} is {what[found]}, but this model needs {kind}s "
+                        f"({what[kind]})")

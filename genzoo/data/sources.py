@@ -1,10 +1,14 @@
-"""Where dataset files come from: ``GENZOO_DATA_DIR`` first, then the user cache."""
+"""Where dataset files come from: ``GENZOO_DATA_DIR``, then the user cache, then a download.
+
+Every file with a known size and sha256 is verified before use, wherever it was found.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from genzoo.data.download import KNOWN_FILES, DownloadFailed, download, verify_file
 from genzoo.errors import DataError
 
 OFFLINE_DATASETS = ("digits", "python-docs")
@@ -32,18 +36,44 @@ def candidates(subdir: str) -> list[Path]:
     return found
 
 
-def locate(name: str, subdir: str, files: tuple[str, ...]) -> Path:
-    """Return the first directory that holds every file of a dataset."""
+def _verify(directory: Path, subdir: str, files: tuple[str, ...]) -> Path:
+    for name in files:
+        known = KNOWN_FILES.get(f"{subdir}/{name}")
+        if known is not None:
+            verify_file(directory / name, known)
+    return directory
+
+
+def locate(name: str, subdir: str, files: tuple[str, ...], fetch: bool = True) -> Path:
+    """Return a directory holding every (verified) file of a dataset, downloading if need be."""
     for directory in candidates(subdir):
         if all((directory / f).is_file() for f in files):
-            return directory
-    searched = ", ".join(str(p) for p in candidates(subdir))
-    raise DataError(
-        f"dataset '{name}' is not available offline (searched {searched}); set "
-        f"GENZOO_DATA_DIR to a directory holding {subdir}/, or use a bundled dataset: "
-        f"{', '.join(OFFLINE_DATASETS)}"
-    )
+            return _verify(directory, subdir, files)
+    if not fetch:
+        raise DataError(f"dataset '{name}' is not available locally")
+    cache = cache_dir()
+    try:
+        for filename in files:
+            target = cache / subdir / filename
+            known = KNOWN_FILES[f"{subdir}/{filename}"]
+            if target.is_file():
+                verify_file(target, known)
+            else:
+                download(known, cache)
+    except DownloadFailed as exc:
+        where = f"GENZOO_DATA_DIR={data_dir()}" if data_dir() else "GENZOO_DATA_DIR (unset)"
+        raise DataError(
+            f"dataset '{name}' is not available offline: it is not in {where} or the cache "
+            f"({cache / subdir}), and the download failed ({exc.failures[0] if exc.failures else 'no mirror'}). "
+            f"Set GENZOO_DATA_DIR to a directory holding {subdir}/, or use a bundled dataset: "
+            f"{', '.join(OFFLINE_DATASETS)}"
+        ) from None
+    return cache / subdir
 
 
-def is_available(subdir: str, files: tuple[str, ...]) -> bool:
-    return any(all((d / f).is_file() for f in files) for d in candidates(subdir))
+def status(subdir: str, files: tuple[str, ...]) -> str:
+    """``local`` (in GENZOO_DATA_DIR), ``cached``, or ``download``; nothing is verified."""
+    for directory, label in zip(candidates(subdir), ("local", "cached") if data_dir() else ("cached",)):
+        if all((directory / f).is_file() for f in files):
+            return label
+    return "download"

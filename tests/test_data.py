@@ -1,0 +1,134 @@
+"""The data layer: real datasets, verification of bad files, deterministic batches."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+
+import numpy as np
+import pytest
+
+from genzoo.data import ImageBatches, TextBatches, TextData, load_dataset
+from genzoo.data.idx import parse_idx
+from genzoo.errors import DataError
+from helpers import run_genzoo
+
+
+def _sums(shared_data) -> dict[str, str]:
+    lines = (shared_data / "SHA256SUMS").read_text().split("\n")
+    return {name.strip().lstrip("*"): digest for digest, name in
+            (line.split(maxsplit=1) for line in lines if line.strip())}
+
+
+def test_shared_files_match_their_published_sha256(shared_data) -> None:
+    sums = _sums(shared_data)
+    assert len(sums) == 9
+    for name, digest in sums.items():
+        assert hashlib.sha256((shared_data / name).read_bytes()).hexdigest() == digest, name
+
+
+@pytest.mark.parametrize(("name", "train", "val", "test"), [
+    ("mnist", 54000, 6000, 10000), ("fashion-mnist", 54000, 6000, 10000),
+    ("digits", 1439, 179, 179),
+])
+def test_image_datasets_are_float_nhwc_in_unit_range_with_labels(shared_data, name, train,
+                                                                  val, test) -> None:
+    data = load_dataset(name)
+    assert (len(data.train), len(data.val), len(data.test)) == (train, val, test)
+    for split in (data.train, data.val, data.test):
+        assert split.dtype == np.float32 and split.ndim == 4 and split.shape[-1] == 1
+        assert split.min() == 0.0 and split.max() == 1.0
+    assert data.train_labels is not None and len(data.test_labels) == test
+    assert set(np.unique(data.test_labels)) == set(range(10))
+
+
+def test_mnist_decodes_to_the_published_statistics(shared_data) -> None:
+    data = load_dataset("mnist")
+    counts = np.bincount(np.concatenate([data.train_labels, data.val_labels]))
+    assert counts.tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert data.test.mean() * 255 == pytest.approx(33.79, abs=0.01)
+
+
+def test_text_datasets(shared_data) -> None:
+    shakespeare = load_dataset("tiny-shakespeare")
+    assert len(shakespeare.text) == 1_115_394 and len(shakespeare.tokenizer) == 65
+    assert shakespeare.text.startswith("First Citizen:")
+    # nanoGPT's split: the last 10% of the characters.
+    assert len(shakespeare.val) == 111_539
+    assert shakespeare.tokenizer.decode(shakespeare.val[:5]) == shakespeare.text[-111_539:][:5]
+    docs = load_dataset("python-docs")
+    assert docs.kind == "text" and len(docs.text) > 400_000
+    assert docs.tokenizer.decode(docs.train[:6]) == docs.text[:6]
+
+
+def test_a_text_file_by_path_and_its_errors(tmp_path) -> None:
+    good = tmp_path / "corpus.txt"
+    good.write_text("to be or not to be " * 20, encoding="utf-8")
+    data = load_dataset(str(good), "text")
+    assert data.info.vocab == " benort"
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 au lait".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin1.txt is not UTF-8 text: invalid byte 0xe9 at "
+                                        r"byte offset 3"):
+        load_dataset(str(bad))
+    with pytest.raises(DataError, match="fewer than one window of block_size \\+ 1 = 1025"):
+        data.train_batches(4, seed=0, block_size=1024)
+    with pytest.raises(DataError, match="needs images"):
+        load_dataset(str(good), "image")
+
+
+def _idx(tmp_path, payload: bytes, name="t10k-images-idx3-ubyte"):
+    path = tmp_path / name
+    path.write_bytes(payload)
+    return path
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"\x00\x00\x08\x03" + np.array([2, 3, 3], ">u4").tobytes() + bytes(17),
+     "truncated or padded: header says 2x3x3 \\(18 payload bytes\\) but the file holds 17"),
+    (b"\x89PNG" + bytes(40), "is not an IDX file \\(bad magic number 89504e47\\)"),
+    (b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
+    (b"", "is not an IDX file"),
+])
+def test_broken_idx_files_are_named(tmp_path, data: bytes, message: str) -> None:
+    path = _idx(tmp_path, data)
+    with pytest.raises(DataError, match=f"{path}.*{message}" if message[0] != "i" else message):
+        parse_idx(path.read_bytes(), path)
+
+
+def test_a_broken_idx_directory_fails_in_the_cli_with_one_line(shared_data, tmp_path) -> None:
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / name).write_bytes((shared_data / "mnist" / name).read_bytes())
+    raw = gzip.decompress((shared_data / "mnist" / "t10k-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[:-100]))
+    result = run_genzoo("train", "vae", "--preset", "tiny", "--data", str(tmp_path),
+                        "--out", str(tmp_path / "run"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "t10k-images-idx3-ubyte.gz is truncated or padded" in result.stderr
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b" + b"junk" * 10)
+    result = run_genzoo("train", "vae", "--data", str(tmp_path), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "is not a valid gzip file" in result.stderr
+
+
+def test_image_batches_are_a_pure_function_of_the_step() -> None:
+    x = np.arange(100, dtype=np.float32).reshape(100, 1, 1, 1)
+    a, b = ImageBatches(x, 10, seed=1), ImageBatches(x, 10, seed=1)
+    first_epoch = np.concatenate([a(s) for s in range(10)]).ravel()
+    assert sorted(first_epoch.tolist()) == list(range(100))  # each example once per epoch
+    assert np.array_equal(a(13), b(13)) and np.array_equal(a(3), b(3))
+    assert not np.array_equal(a(0), a(10))  # a new order each epoch
+    assert not np.array_equal(a(0), ImageBatches(x, 10, seed=2)(0))
+    with pytest.raises(DataError, match="fewer than one batch of 200"):
+        ImageBatches(x, 200, seed=0)
+
+
+def test_text_batches_are_windows_of_block_size_plus_one() -> None:
+    data = TextData("t", "abcdefghij" * 50)
+    batches = data.train_batches(batch_size=4, seed=0, block_size=8)
+    batch = batches(7)
+    assert batch.shape == (4, 9) and batch.dtype == np.int64
+    assert np.array_equal(batch, data.train_batches(4, 0, 8)(7))
+    assert all(data.tokenizer.decode(row) in data.text for row in batch)  # contiguous windows
+    assert isinstance(batches, TextBatches)
