@@ -42,7 +42,7 @@ def _genzoo_runner(backend: str, x: np.ndarray):
 
     def run(steps: int) -> None:
         start = state["step"]
-        fit(gen, trainer, batches, cfg, total_steps=start + steps,
+        fit(trainer, batches, cfg, total_steps=start + steps,
             steps_per_epoch=batches.steps_per_epoch, start_step=start)
         state["step"] = start + steps
 

@@ -83,7 +83,8 @@ def sha256_file(path: Path) -> str:
 def tensors_to_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> bytes:
     from safetensors.numpy import save
 
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    # np.ascontiguousarray would turn 0-d arrays (step counters) into shape (1,).
+    arrays = {k: np.require(v, requirements="C") for k, v in tensors.items()}
     return save(arrays, metadata=dict(metadata))
 
 

@@ -6,7 +6,10 @@ framework is imported, so bad input fails in a second, not after TensorFlow load
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,7 +19,7 @@ from genzoo.checkpoint import (WEIGHTS, RunDir, latest_checkpoint, read_checkpoi
                                save_tensors, write_checkpoint)
 from genzoo.errors import CheckpointError, DataError
 from genzoo.progress import Reporter
-from genzoo.training import LoopHooks, evaluate, fit
+from genzoo.training import Diverged, Interrupted, LoopHooks, evaluate, fit
 
 SAMPLE_COUNT = 64
 
@@ -29,6 +32,7 @@ class Session:
         self.run_dir = run_dir
         self.reporter = reporter
         self.resume = resume
+        self.stop_requested = False
 
     def run(self) -> Run:
         from genzoo.backends import get_backend
@@ -47,22 +51,34 @@ class Session:
                                   device=cfg.device)
         trainer = backend.make_trainer(generator, cfg)
         self.generator, self.trainer, self.spe = generator, trainer, spe
+        self.data, self.backend = data, backend
 
         start = self._restore() if self.resume else 0
         if not self.resume:
             self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": data.info.to_json(),
                                                     "genzoo": __version__})
-        self._write_meta(data, backend, "running", start, 0.0, {})
+        self._write_meta("running", start, 0.0, {})
         val = generator.prepare_eval(data.val)
         hooks = LoopHooks(log=self.run_dir.log, checkpoint=self._checkpoint,
-                          reporter=self.reporter)
+                          should_stop=lambda: self.stop_requested, reporter=self.reporter)
         t0 = time.perf_counter()
-        history = fit(
-            generator, trainer, batches, cfg, total_steps=total, steps_per_epoch=spe,
-            eval_batches=lambda: fixed_batches(val, cfg.batch_size, cfg.eval_batches),
-            hooks=hooks, start_step=start,
-            description=f"{p.spec.name} ({p.spec.backend}) on {p.data}",
-        )
+        try:
+            with self._ctrl_c():
+                history = fit(
+                    trainer, batches, cfg, total_steps=total, steps_per_epoch=spe,
+                    eval_batches=lambda: fixed_batches(val, cfg.batch_size, cfg.eval_batches),
+                    hooks=hooks, start_step=start,
+                    description=f"{p.spec.name} ({p.spec.backend}) on {p.data}",
+                )
+        except Interrupted as exc:
+            self._checkpoint(exc.step)
+            self._write_meta("interrupted", exc.step, time.perf_counter() - t0, {})
+            raise Interrupted(exc.step, (
+                f"interrupted at step {exc.step}; checkpoint written. Continue with: "
+                f"genzoo train {p.spec.name} --resume {self.run_dir.path}")) from None
+        except Diverged:
+            self._write_meta("diverged", start, time.perf_counter() - t0, {})
+            raise
         wall = time.perf_counter() - t0
         if total > start:
             self._checkpoint(total)
@@ -73,10 +89,29 @@ class Session:
         self._write_samples()
         metrics = {"train": _strip(history.last("train")), "val": _strip(history.last("eval")),
                    "test": test}
-        self._write_meta(data, backend, "complete", total, wall, metrics)
+        self._write_meta("complete", total, wall, metrics)
         return Run(self.run_dir.path, generator, history, metrics)
 
     # -- pieces ----------------------------------------------------------------------------
+    @contextmanager
+    def _ctrl_c(self) -> Iterator[None]:
+        """First Ctrl-C: finish the step, checkpoint, stop. Second: stop at once."""
+        def handler(signum: int, frame: Any) -> None:
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = True
+            self.reporter.message("stopping after this step (Ctrl-C again to quit at once)")
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
     def _checkpoint(self, step: int) -> None:
         tensors, values = self.trainer.state()
         write_checkpoint(
@@ -98,6 +133,7 @@ class Session:
         step = int(state["step"])
         self.run_dir.truncate_log(step)
         self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name})
+        self.reporter.message(f"resuming from {found}")
         return step
 
     def _write_samples(self) -> None:
@@ -106,9 +142,8 @@ class Session:
         images = self.generator.sample(SAMPLE_COUNT, seed=self.plan.train_config.seed)
         save_grid(self.run_dir.path / "samples.png", images)
 
-    def _write_meta(self, data: Any, backend: Any, status: str, step: int, wall: float,
-                    metrics: dict[str, Any]) -> None:
-        spec = self.plan.spec
+    def _write_meta(self, status: str, step: int, wall: float, metrics: dict[str, Any]) -> None:
+        spec, data = self.plan.spec, self.data
         plugin = next((i for i in _plugins() if i.name == spec.plugin), None)
         self.run_dir.write_json(RunDir.META, {
             "status": status,
@@ -116,7 +151,7 @@ class Session:
             "plugin": {"name": spec.plugin,
                        "distribution": plugin.distribution if plugin else "?",
                        "version": plugin.version if plugin else "?"},
-            "frameworks": backend.versions(),
+            "frameworks": self.backend.versions(),
             "backend": spec.backend,
             "device": str(getattr(self.generator, "device", "")),
             "data": {"name": data.name, "source": data.source, "sha256": data.checksum,

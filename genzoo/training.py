@@ -19,7 +19,7 @@ import numpy as np
 from genzoo.config import TrainConfig
 from genzoo.errors import GenzooError
 from genzoo.progress import Reporter
-from genzoo.protocols import Generator, History, Trainer
+from genzoo.protocols import History, Trainer
 from genzoo.schedule import lr_at
 
 
@@ -29,12 +29,24 @@ class Diverged(GenzooError):
     exit_code = 3
 
 
+class Interrupted(GenzooError):
+    """Training stopped on request (Ctrl-C) after finishing a step."""
+
+    exit_code = 130
+
+    def __init__(self, step: int, message: str = ""):
+        self.step = step
+        super().__init__(message or f"interrupted at step {step}")
+
+
 @dataclass
 class LoopHooks:
-    """Where the loop writes: metric events and checkpoints (both optional)."""
+    """Where the loop reports: metric events, checkpoints, evaluations, stop requests."""
 
     log: Callable[[dict[str, Any]], None] = lambda record: None
     checkpoint: Callable[[int], None] | None = None
+    on_eval: Callable[[int, dict[str, float]], None] = lambda step, metrics: None
+    should_stop: Callable[[], bool] = lambda: False
     reporter: Reporter = field(default_factory=Reporter)
 
 
@@ -51,7 +63,6 @@ def evaluate(trainer: Trainer, batches: Iterator[np.ndarray]) -> dict[str, float
 
 
 def fit(
-    generator: Generator,
     trainer: Trainer,
     batches: Callable[[int], np.ndarray],
     cfg: TrainConfig,
@@ -67,58 +78,85 @@ def fit(
 
     Raises:
         Diverged: a logged loss was NaN or infinite; no checkpoint is written after it.
+        Interrupted: ``hooks.should_stop()`` became true; the step in progress finished.
     """
-    hooks = hooks or LoopHooks()
-    history = History()
-    # Once per epoch by default, but not more often than metrics are logged.
-    eval_every = cfg.eval_every or max(steps_per_epoch, cfg.log_every)
-    pending: dict[str, Any] = {}
-    n_pending = 0
-    hooks.reporter.start(total_steps, start_step, description)
-    t0 = time.perf_counter()
+    loop = _Loop(trainer, batches, cfg, total_steps, steps_per_epoch, eval_batches,
+                 hooks or LoopHooks())
+    loop.hooks.reporter.start(total_steps, start_step, description)
     try:
         for step in range(start_step, total_steps):
-            lr = lr_at(step, total_steps, cfg)
-            trainer.set_lr(lr)
-            for k, v in trainer.train_step(batches(step)).items():
-                pending[k] = pending[k] + v if k in pending else v  # stays on the device
-            n_pending += 1
-            done = step + 1
-            last = done == total_steps
-            do_eval = eval_batches is not None and (done % eval_every == 0 or last)
-            do_ckpt = (hooks.checkpoint is not None and cfg.checkpoint_every > 0
-                       and done % cfg.checkpoint_every == 0 and not last)
-            if done % cfg.log_every == 0 or last or do_eval or do_ckpt:
-                metrics = {k: v / n_pending for k, v in trainer.to_floats(pending).items()}
-                pending, n_pending = {}, 0
-                _guard(metrics, done)
-                record = {"event": "train", "step": done, "epoch": done / steps_per_epoch,
-                          "lr": lr, "time": time.perf_counter() - t0, **metrics}
-                history.train.append(record)
-                hooks.log(record)
-                hooks.reporter.metrics(done, metrics)
-            else:
-                hooks.reporter.advance(done)
-            if do_eval:
-                metrics = evaluate(trainer, eval_batches())
-                _guard(metrics, done, "validation")
-                record = {"event": "eval", "step": done, "epoch": done / steps_per_epoch,
-                          **{f"val_{k}": v for k, v in metrics.items()}}
-                history.eval.append(record)
-                hooks.log(record)
-                hooks.reporter.message(f"step {done}: validation "
-                                       + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
-            if do_ckpt:
-                hooks.checkpoint(done)
+            loop.step(step)
     finally:
-        hooks.reporter.close()
-    return history
+        loop.hooks.reporter.close()
+    return loop.history
+
+
+class _Loop:
+    def __init__(self, trainer: Trainer, batches: Callable[[int], np.ndarray], cfg: TrainConfig,
+                 total: int, steps_per_epoch: int,
+                 eval_batches: Callable[[], Iterator[np.ndarray]] | None, hooks: LoopHooks):
+        self.trainer, self.batches, self.cfg = trainer, batches, cfg
+        self.total, self.spe = total, steps_per_epoch
+        self.eval_batches, self.hooks = eval_batches, hooks
+        self.history = History()
+        # Once per epoch by default, but not more often than metrics are logged.
+        self.eval_every = cfg.eval_every or max(steps_per_epoch, cfg.log_every)
+        self.pending: dict[str, Any] = {}
+        self.n_pending = 0
+        self.t0 = time.perf_counter()
+
+    def step(self, step: int) -> None:
+        lr = lr_at(step, self.total, self.cfg)
+        self.trainer.set_lr(lr)
+        for k, v in self.trainer.train_step(self.batches(step)).items():
+            self.pending[k] = self.pending[k] + v if k in self.pending else v  # on the device
+        self.n_pending += 1
+        done = step + 1
+        last = done == self.total
+        stop = self.hooks.should_stop()
+        do_eval = self.eval_batches is not None and (done % self.eval_every == 0 or last)
+        do_ckpt = (self.hooks.checkpoint is not None and self.cfg.checkpoint_every > 0
+                   and done % self.cfg.checkpoint_every == 0 and not last)
+        if done % self.cfg.log_every == 0 or last or do_eval or do_ckpt or stop:
+            self.log_train(done, lr)  # also the NaN guard, before any checkpoint
+        else:
+            self.hooks.reporter.advance(done)
+        if do_eval:
+            self.log_eval(done)
+        if stop:
+            raise Interrupted(done)
+        if do_ckpt:
+            self.hooks.checkpoint(done)
+
+    def log_train(self, done: int, lr: float) -> None:
+        floats = self.trainer.to_floats(self.pending)
+        metrics = {k: v / self.n_pending for k, v in floats.items()}
+        self.pending, self.n_pending = {}, 0
+        _guard(metrics, done)
+        record = {"event": "train", "step": done, "epoch": done / self.spe, "lr": lr,
+                  "time": time.perf_counter() - self.t0, **metrics}
+        self.history.train.append(record)
+        self.hooks.log(record)
+        self.hooks.reporter.metrics(done, metrics)
+
+    def log_eval(self, done: int) -> None:
+        assert self.eval_batches is not None
+        metrics = evaluate(self.trainer, self.eval_batches())
+        _guard(metrics, done, "validation")
+        record = {"event": "eval", "step": done, "epoch": done / self.spe,
+                  **{f"val_{k}": v for k, v in metrics.items()}}
+        self.history.eval.append(record)
+        self.hooks.log(record)
+        self.hooks.on_eval(done, metrics)
+        self.hooks.reporter.message(
+            f"step {done}: validation " + "  ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
 
 
 def _guard(metrics: Mapping[str, float], step: int, what: str = "training") -> None:
     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
     if bad:
+        also = f" (so are {', '.join(bad[1:])})" if len(bad) > 1 else ""
         raise Diverged(
-            f"{what} diverged at step {step}: {', '.join(bad)} is "
-            f"{metrics[bad[0]]}; the last checkpoint before it is kept (lower --lr?)"
+            f"{what} diverged at step {step}: {bad[0]} is {metrics[bad[0]]}{also}; the last "
+            "checkpoint before it is kept (try a lower --lr)"
         )

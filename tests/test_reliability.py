@@ -1,0 +1,276 @@
+"""Fault injection: kills, Ctrl-C, full disks, corrupt files, NaNs, mismatched checkpoints.
+
+Every fault is really injected: processes are killed with SIGKILL and SIGINT, bytes are
+flipped on disk, writes fail midway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genzoo.checkpoint import (RunDir, latest_checkpoint, load_tensors, read_checkpoint,
+                               write_checkpoint)
+from helpers import run_genzoo
+from test_plugins import install
+
+GENZOO = str(Path(sys.executable).with_name("genzoo"))
+# Long enough to be killed mid-run, short enough for CI: the tiny VAE on digits.
+RUN_ARGS = ["--preset", "tiny", "--steps", "400", "--checkpoint-every", "25",
+            "--set", "log_every=5", "--set", "eval_every=100"]
+
+
+def _logged_step(run: Path) -> int:
+    path = run / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    steps = [0]
+    for line in path.read_text().splitlines():
+        try:
+            steps.append(json.loads(line).get("step", 0))
+        except json.JSONDecodeError:
+            pass  # a line being written
+    return max(steps)
+
+
+def _start(run: Path, backend: str, *extra: str) -> subprocess.Popen:
+    args = [GENZOO, "train", "vae", "--backend", backend, *extra]
+    return subprocess.Popen(args + (["--resume", str(run)] if "--resume" in extra or
+                                    (run / "config.json").exists() else
+                                    [*RUN_ARGS, "--out", str(run)]),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _kill_at(proc: subprocess.Popen, run: Path, step: int, sig: int = signal.SIGKILL) -> int:
+    deadline = time.monotonic() + 120
+    while _logged_step(run) < step:
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended before step {step}: {proc.stderr.read()[-2000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the run")
+        time.sleep(0.005)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    return _logged_step(run)
+
+
+def _weights(run: Path) -> dict[str, np.ndarray]:
+    return load_tensors(run / "model.safetensors")
+
+
+@pytest.mark.parametrize(("backend", "kill_steps"), [("torch", (60, 190, 330)),
+                                                      ("keras", (90, 260))])
+def test_sigkill_then_resume_is_bitwise_identical(backend, kill_steps, tmp_path) -> None:
+    reference = tmp_path / "reference"
+    done = run_genzoo("train", "vae", "--backend", backend, *RUN_ARGS, "--out", str(reference))
+    assert done.returncode == 0, done.stderr
+
+    run = tmp_path / "killed"
+    report = []
+    for target in kill_steps:
+        proc = _start(run, backend)
+        killed_at = _kill_at(proc, run, target)
+        assert proc.returncode == -signal.SIGKILL
+        checkpoint = latest_checkpoint(run / "checkpoints")
+        resumed_from = json.loads((checkpoint / "state.json").read_text())["step"]
+        report.append((killed_at, resumed_from))
+        assert killed_at - resumed_from <= 25, report  # at most one checkpoint interval lost
+    final = run_genzoo("train", "vae", "--backend", backend, "--resume", str(run))
+    assert final.returncode == 0, final.stderr
+    ref, got = _weights(reference), _weights(run)
+    assert ref.keys() == got.keys()
+    assert all(np.array_equal(ref[k], got[k]) for k in ref), report
+    events = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    assert [e["step"] for e in events if e["event"] == "resume"] == [r for _, r in report]
+    print(f"\n{backend}: kills at logged steps / resumed from: {report}")
+
+
+def test_ctrl_c_checkpoints_and_exits_130(tmp_path) -> None:
+    run = tmp_path / "run"
+    proc = subprocess.Popen([GENZOO, "train", "vae", "--preset", "tiny", "--steps", "100000",
+                             "--set", "log_every=5", "--checkpoint-every", "1000", "--out",
+                             str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _kill_at(proc, run, 40, signal.SIGINT)
+    assert proc.returncode == 130
+    stderr = proc.stderr.read()
+    step = int(stderr.split("interrupted at step ")[1].split(";")[0])
+    assert step >= 40 and "--resume" in stderr
+    checkpoint = latest_checkpoint(run / "checkpoints")
+    assert checkpoint is not None and checkpoint.name == f"step-{step:08d}"
+    read_checkpoint(checkpoint)  # complete and verified
+    assert json.loads((run / "meta.json").read_text())["status"] == "interrupted"
+
+
+def test_a_second_ctrl_c_exits_at_once(tmp_path) -> None:
+    run = tmp_path / "run"
+    proc = subprocess.Popen([GENZOO, "train", "vae", "--preset", "tiny", "--steps", "100000",
+                             "--set", "log_every=5", "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while _logged_step(run) < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch) -> None:
+    weights = {"w": np.ones(4, np.float32)}
+    write_checkpoint(tmp_path, 10, weights, {}, {"model": "vae"}, keep=3)
+    import genzoo.checkpoint as ckpt
+
+    real = ckpt.atomic_write_bytes
+    calls = {"n": 0}
+
+    def fail_on_second(path, data):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the trainer file, half written
+            Path(path).with_name(".half").write_bytes(data[: len(data) // 2])
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(ckpt, "atomic_write_bytes", fail_on_second)
+    with pytest.raises(OSError, match="No space left"):
+        write_checkpoint(tmp_path, 20, {"w": np.zeros(4, np.float32)}, {}, {"model": "vae"},
+                         keep=3)
+    found = latest_checkpoint(tmp_path)
+    assert found is not None and found.name == "step-00000010"
+    assert np.array_equal(read_checkpoint(found)[0]["w"], weights["w"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step-00000010"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("trained") / "run"
+    result = run_genzoo("train", "vae", "--preset", "tiny", "--out", str(run))
+    assert result.returncode == 0, result.stderr
+    return run
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_one_corrupt_byte_in_a_checkpoint_is_refused_by_name(trained, tmp_path) -> None:
+    run = _copy(trained, tmp_path / "run")
+    target = latest_checkpoint(run / "checkpoints") / "trainer.safetensors"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    result = run_genzoo("train", "vae", "--resume", str(run))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert f"{target} is corrupt" in result.stderr
+
+
+def test_a_truncated_weights_file_is_refused_by_name(trained, tmp_path) -> None:
+    run = _copy(trained, tmp_path / "run")
+    weights = run / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    result = run_genzoo("sample", str(run), "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 2
+    assert f"{weights} is not a valid safetensors file" in result.stderr
+
+
+def test_weights_of_another_backend_or_shape_are_refused(trained, tmp_path) -> None:
+    run = _copy(trained, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "backend": "keras"}))
+    result = run_genzoo("sample", str(run))
+    assert result.returncode == 2
+    assert "holds weights for vae (torch), not for vae (keras)" in result.stderr
+    config["model_config"]["latent_dim"] = 7
+    (run / "config.json").write_text(json.dumps(config))
+    result = run_genzoo("sample", str(run))
+    assert result.returncode == 2 and "expects (" in result.stderr and "shape" in result.stderr
+
+
+def test_resuming_with_a_changed_config_names_the_keys(trained, tmp_path) -> None:
+    run = _copy(trained, tmp_path / "run")
+    refused = run_genzoo("train", "vae", "--resume", str(run), "--lr", "0.5",
+                         "--set", "latent_dim=5")
+    assert refused.returncode == 2
+    assert "latent_dim: 4 -> 5" in refused.stderr and "lr: 0.003 -> 0.5" in refused.stderr
+    allowed = run_genzoo("train", "vae", "--resume", str(run), "--steps", "40",
+                         "--allow-changes")
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads((run / "meta.json").read_text())["step"] == 40
+
+
+NAN_PLUGIN = """
+import torch
+from genzoo import hookimpl
+from genzoo.registry import ModelSpec
+from genzoo_vae.config import PRESETS, VAEConfig
+from genzoo_vae.torch_vae import VAE
+
+class NaNVAE(VAE):
+    '''The VAE, whose loss turns to NaN at its 33rd training step.'''
+
+    calls = 0
+
+    def loss(self, x):
+        loss, parts = super().loss(x)
+        if self.training:
+            NaNVAE.calls += 1
+            if NaNVAE.calls >= 33:
+                loss = loss * float("nan")
+        return loss, parts
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="nanvae", backend="torch", kind="image", config=VAEConfig,
+                       builder="nan_plugin:NaNVAE", presets=PRESETS, default_preset="tiny",
+                       default_dataset="digits", summary="diverges on purpose"))
+"""
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path) -> None:
+    install(tmp_path / "site", "nan_plugin", NAN_PLUGIN, "nanvae")
+    env = {"PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    run = tmp_path / "run"
+    result = run_genzoo("train", "nanvae", "--steps", "100", "--checkpoint-every", "10",
+                        "--set", "log_every=5", "--out", str(run), env=env)
+    assert result.returncode == 3
+    assert "training diverged at step 35: loss is nan" in result.stderr
+    found = latest_checkpoint(run / "checkpoints")
+    assert found.name == "step-00000030"
+    weights, _, _ = read_checkpoint(found)
+    assert all(np.isfinite(w).all() for w in weights.values())
+    assert json.loads((run / "meta.json").read_text())["status"] == "diverged"
+    assert not (run / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sample", "RUN", "--n", "0"], "Invalid value for '--n'"),
+    (["train", "vae", "--checkpoint-every", "-1"], "'checkpoint_every': must not be negative"),
+    (["train", "vae", "--set", "keep_checkpoints=0"], "'keep_checkpoints': must be at least 1"),
+    (["train", "vae", "--out", "/proc/genzoo-cannot-write"], "cannot write to"),
+    (["train", "vae", "--resume", "/nonexistent-run"], "is not a genzoo run"),
+])
+def test_more_bad_arguments(trained, args, message) -> None:
+    result = run_genzoo(*[str(trained) if a == "RUN" else a for a in args])
+    assert result.returncode == 2 and message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_no_unsafe_loading_anywhere_in_the_package() -> None:
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in [*root.glob("genzoo/**/*.py"), *root.glob("plugins/**/*.py")]:
+        text = path.read_text()
+        for needle in ("import pickle", "pickle.load", "keras.models.load_model",
+                       "cloudpickle", "torch.load(", "np.load(", "allow_pickle=True"):
+            if needle in text and not (needle == "torch.load(" and "weights_only=True" in text):
+                offenders.append(f"{path.relative_to(root)}: {needle}")
+    assert offenders == []
