@@ -205,8 +205,18 @@ def _saved_model(run: Path) -> tuple[str, str]:
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output PNG [default: RUN/sample-seed<SEED>.png].")
 @click.option("--device", default="auto", show_default=True)
-def sample(run: Path, n: int, seed: int, out: Path | None, device: str) -> None:
-    """Draw samples from a trained RUN and write them as a grid image."""
+@click.option("--interpolate", is_flag=True,
+              help="Write a latent interpolation strip from seed SEED to seed SEED+1 "
+                   "(N images) instead of a grid.")
+def sample(run: Path, n: int, seed: int, out: Path | None, device: str,
+           interpolate: bool) -> None:
+    """Draw samples from a trained RUN and write them as a grid image.
+
+    \b
+    Examples:
+      genzoo sample runs/vae-torch-20261128-131650 --n 64 --seed 1 --out grid.png
+      genzoo sample runs/gan-torch-20261128-140000 --interpolate --n 10
+    """
     from genzoo.checkpoint import RunDir
 
     RunDir(run).read_config()  # a clear error before the framework loads
@@ -214,9 +224,19 @@ def sample(run: Path, n: int, seed: int, out: Path | None, device: str) -> None:
     from genzoo.imaging import save_grid
 
     generator = genzoo.load(run, device=device)
-    out = out or Path(run) / f"sample-seed{seed}.png"
-    save_grid(out, generator.sample(n, seed=seed))
+    if interpolate:
+        if not hasattr(generator, "interpolate") or not hasattr(_network(generator), "render"):
+            raise GenzooError(f"{generator.spec.name} has no latent space to interpolate in")
+        out = out or Path(run) / f"interpolate-{seed}-{seed + 1}.png"
+        save_grid(out, generator.interpolate(seed, seed + 1, max(n, 2)), ncol=max(n, 2))
+    else:
+        out = out or Path(run) / f"sample-seed{seed}.png"
+        save_grid(out, generator.sample(n, seed=seed))
     click.echo(str(out))
+
+
+def _network(generator: Any) -> Any:
+    return getattr(generator, "module", None) or getattr(generator, "model", None)
 
 
 def _install_plugin_commands() -> None:

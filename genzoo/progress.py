@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TextIO
 
 
-def format_metrics(metrics: Mapping[str, float], keys: int = 4) -> str:
+def format_metrics(metrics: Mapping[str, float], keys: int = 5) -> str:
     shown = [f"{k} {v:.4g}" for k, v in list(metrics.items())[:keys]]
     return "  ".join(shown)
 

@@ -47,6 +47,8 @@ class ModelSpec:
         default_preset: the preset used when none is given.
         default_dataset: a registered dataset name, used when ``--data`` is not given.
         summary: one line for ``genzoo list``.
+        monitor: the training metric that falls as the model learns (the conformance
+            kit checks it); ``"loss"`` unless the model has no single loss.
         plugin: the plugin that registered the spec (filled in by genzoo).
     """
 
@@ -59,6 +61,7 @@ class ModelSpec:
     default_preset: str
     default_dataset: str
     summary: str
+    monitor: str = "loss"
     plugin: str = ""
 
     def __post_init__(self) -> None:

@@ -91,7 +91,7 @@ def check_learns(ctx: Context) -> None:
 
     ctx.run = genzoo.train(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx),
                            out=ctx.tmp_path / "run", log_every=1, steps=40)
-    losses = [r["loss"] for r in ctx.run.history.train]
+    losses = [r[ctx.spec.monitor] for r in ctx.run.history.train]
     first, last = np.mean(losses[:5]), np.mean(losses[-5:])
     if not last < first:
         raise ConformanceError(f"learns: loss did not fall ({first:.4g} -> {last:.4g})")
@@ -126,8 +126,19 @@ def check_round_trip(ctx: Context) -> None:
         raise ConformanceError("round trip: reloaded model samples differently")
 
 
+def check_reproducible(ctx: Context) -> None:
+    """A second run with the same seed ends with bitwise identical weights."""
+    import genzoo
+
+    again = genzoo.train(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx),
+                         out=ctx.tmp_path / "run-again", log_every=1, steps=40)
+    before, after = ctx.run.generator.state(), again.generator.state()
+    if any(not np.array_equal(before[k], after[k]) for k in before):
+        raise ConformanceError("reproducible: two runs with the same seed differ")
+
+
 CHECKS: tuple[Callable[[Context], None], ...] = (
-    check_builds, check_learns, check_samples, check_round_trip,
+    check_builds, check_learns, check_samples, check_round_trip, check_reproducible,
 )
 
 

@@ -50,6 +50,11 @@ class LoopHooks:
     reporter: Reporter = field(default_factory=Reporter)
 
 
+def ordered(metrics: Mapping[str, float]) -> dict[str, float]:
+    """One order for every backend: the losses first, then the rest by name."""
+    return {k: metrics[k] for k in sorted(metrics, key=lambda k: (not k.startswith("loss"), k))}
+
+
 def evaluate(trainer: Trainer, batches: Iterator[np.ndarray]) -> dict[str, float]:
     """Mean metrics over evaluation batches, weighted by batch size."""
     totals: dict[str, float] = {}
@@ -59,7 +64,7 @@ def evaluate(trainer: Trainer, batches: Iterator[np.ndarray]) -> dict[str, float
         for k, v in trainer.to_floats(trainer.eval_step(batch)).items():
             totals[k] = totals.get(k, 0.0) + v * n
         count += n
-    return {k: v / count for k, v in totals.items()} if count else {}
+    return ordered({k: v / count for k, v in totals.items()}) if count else {}
 
 
 def fit(
@@ -130,7 +135,7 @@ class _Loop:
 
     def log_train(self, done: int, lr: float) -> None:
         floats = self.trainer.to_floats(self.pending)
-        metrics = {k: v / self.n_pending for k, v in floats.items()}
+        metrics = ordered({k: v / self.n_pending for k, v in floats.items()})
         self.pending, self.n_pending = {}, 0
         _guard(metrics, done)
         record = {"event": "train", "step": done, "epoch": done / self.spe, "lr": lr,

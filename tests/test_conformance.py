@@ -18,7 +18,8 @@ def test_conformance(name: str, backend: str, tmp_path) -> None:
 
 
 def test_registry_has_builtin_families() -> None:
-    assert ("vae", "torch") in PAIRS and ("vae", "keras") in PAIRS
+    for family in ("vae", "gan"):
+        assert (family, "torch") in PAIRS and (family, "keras") in PAIRS
 
 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND") == "torch",

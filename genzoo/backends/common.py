@@ -32,3 +32,19 @@ def check_state_matches(
 def random_seed() -> int:
     """A fresh seed for sampling when the caller gave none."""
     return int(np.random.SeedSequence().generate_state(1)[0])
+
+
+def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+    """Spherical interpolation between two latent vectors, ``steps`` points, ends included.
+
+    Gaussian latents concentrate near a sphere; a straight line between two of them
+    passes through improbable low-norm points, an arc does not.
+    """
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:  # (nearly) parallel: the line is the arc
+        return ((1 - t) * a + t * b).astype(np.float32)
+    out = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+    return out.astype(np.float32)

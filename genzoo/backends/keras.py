@@ -7,8 +7,11 @@ stable across processes), and:
 - ``compute_loss(x, y, y_pred, sample_weight, training)`` overridden, so Keras computes
   gradients on every backend; it updates metric trackers listed in ``metrics``;
 - ``sample(n, seed_generator) -> tensor``: images NHWC in [0, 1];
-- optionally ``prepare_eval(x: np.ndarray) -> np.ndarray``, and ``configure_optimizers(
-  make_optimizer) -> dict`` passed to ``compile`` by models with several optimizers.
+- optionally ``prepare_eval(x: np.ndarray) -> np.ndarray``; models with several
+  optimizers (the GAN) define ``configure_optimizers(make_optimizer) -> dict``, passed
+  to their ``compile``, and override ``train_step``/``test_step`` using
+  :func:`value_and_grad`;
+- optionally ``render(z)`` and ``noise(n, seed_generator)`` for latent interpolation.
 
 Randomness inside a model must come from a ``keras.random.SeedGenerator`` attribute:
 its state is saved in checkpoints, which makes resumed runs exact.
@@ -29,11 +32,45 @@ from typing import Any  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from genzoo.backends.common import check_state_matches, random_seed  # noqa: E402
+from genzoo.backends.common import check_state_matches, random_seed, slerp  # noqa: E402
 from genzoo.config import TrainConfig  # noqa: E402
 from genzoo.errors import CheckpointError, ConfigError  # noqa: E402
 from genzoo.protocols import DataInfo  # noqa: E402
 from genzoo.registry import ModelSpec, import_object  # noqa: E402
+
+
+def _tf_value_and_grad(fn: Any, variables: list[Any]) -> tuple[Any, Any, list[Any]]:
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss, aux = fn()
+    return loss, aux, tape.gradient(loss, variables)
+
+
+def _torch_value_and_grad(fn: Any, variables: list[Any]) -> tuple[Any, Any, list[Any]]:
+    for v in variables:
+        v.value.grad = None
+    loss, aux = fn()
+    loss.backward()
+    return loss.detach(), aux, [v.value.grad for v in variables]
+
+
+# The only per-backend code a Keras model with a custom step needs: the gradient.
+_VALUE_AND_GRAD = {"tensorflow": _tf_value_and_grad, "torch": _torch_value_and_grad}
+
+
+def value_and_grad(fn: Any, variables: list[Any]) -> tuple[Any, Any, list[Any]]:
+    """Call ``fn() -> (loss, aux)`` and return ``(loss, aux, d loss / d variables)``.
+
+    For Keras models whose step cannot be ``compute_loss`` (a GAN's two updates): the
+    step is written once with ``keras.ops``, and only this gradient differs by backend.
+    Supported on the TensorFlow and torch Keras backends.
+    """
+    backend = keras.backend.backend()
+    if backend not in _VALUE_AND_GRAD:
+        raise ConfigError(f"custom Keras steps support the tensorflow and torch backends, "
+                          f"not {backend}")
+    return _VALUE_AND_GRAD[backend](fn, variables)
 
 
 def versions() -> dict[str, str]:
@@ -68,6 +105,13 @@ class KerasGenerator:
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
         seeds = keras.random.SeedGenerator(random_seed() % 2**31 if seed is None else seed)
         out = self.model.sample(n, seeds)
+        return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+
+    def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
+        """Images along the arc between the latents of two seeds (their first samples)."""
+        ends = [keras.ops.convert_to_numpy(self.model.noise(1, keras.random.SeedGenerator(s)))
+                for s in (seed_a, seed_b)]
+        out = self.model.render(slerp(ends[0], ends[1], steps))
         return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
 
     def _weights(self) -> dict[str, Any]:
@@ -123,14 +167,13 @@ class KerasTrainer:
         self.model = generator.model
         self.cfg = cfg
         configure = getattr(self.model, "configure_optimizers", None)
-        if configure is not None:
+        if configure is not None:  # the model's compile builds each on its own variables
             self.optimizers = dict(configure(lambda: make_optimizer(cfg)))
             self.model.compile(**self.optimizers)
         else:
             self.optimizers = {"optimizer": make_optimizer(cfg)}
             self.model.compile(optimizer=self.optimizers["optimizer"])
-        for opt in self.optimizers.values():
-            opt.build(self.model.trainable_variables)
+            self.optimizers["optimizer"].build(self.model.trainable_variables)
         self._lr = cfg.lr
 
     def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
@@ -140,9 +183,7 @@ class KerasTrainer:
         return self.model.test_on_batch(batch, return_dict=True)
 
     def to_floats(self, metrics: Mapping[str, Any]) -> dict[str, float]:
-        # Keras sorts its logs by name; put the loss first, as the torch trainer does.
-        names = sorted(metrics, key=lambda k: (k != "loss", k))
-        return {k: float(metrics[k]) for k in names}
+        return {k: float(v) for k, v in metrics.items()}
 
     def set_lr(self, lr: float) -> None:
         if lr != self._lr:  # an assign per step costs more than the comparison

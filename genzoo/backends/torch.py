@@ -6,8 +6,11 @@ A torch plugin supplies an ``nn.Module`` built as ``Module(config, data_info)`` 
   as a tensor (images NHWC float32 in [0, 1], text int64 ids);
 - ``sample(n, generator) -> tensor``: images NHWC in [0, 1];
 - optionally ``prepare_eval(x: np.ndarray) -> np.ndarray``, ``configure_optimizers(
-  make_optimizer) -> {name: optimizer}`` and ``train_step(x, trainer) -> metrics`` for
-  models with several optimizers (the GAN).
+  make_optimizer) -> {name: optimizer}``, ``train_step(x, trainer) -> metrics`` and
+  ``evaluate(x) -> metrics`` for models with several optimizers and no single loss
+  (the GAN);
+- optionally ``render(z) -> images`` and ``noise(n, generator) -> z`` for latent
+  interpolation.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genzoo.backends.common import check_state_matches, random_seed
+from genzoo.backends.common import check_state_matches, random_seed, slerp
 from genzoo.config import TrainConfig
 from genzoo.errors import ConfigError
 from genzoo.protocols import DataInfo
@@ -70,6 +73,20 @@ class TorchGenerator:
         finally:
             self.module.train(was_training)
         return out.float().cpu().numpy()
+
+    @torch.no_grad()
+    def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
+        """Images along the arc between the latents of two seeds (their first samples)."""
+        ends = []
+        for seed in (seed_a, seed_b):
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+            ends.append(self.module.noise(1, generator).cpu().numpy())
+        z = self.to_tensor(slerp(ends[0], ends[1], steps))
+        self.module.eval()
+        try:
+            return self.module.render(z).float().cpu().numpy()
+        finally:
+            self.module.train()
 
     def state(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
@@ -138,9 +155,13 @@ class TorchTrainer:
 
     @torch.no_grad()
     def eval_step(self, batch: np.ndarray) -> Mapping[str, Any]:
+        x = self.generator.to_tensor(batch)
         self.module.eval()
         try:
-            loss, metrics = self.module.loss(self.generator.to_tensor(batch))
+            custom = getattr(self.module, "evaluate", None)
+            if custom is not None:  # models without a single loss (the GAN)
+                return custom(x)
+            loss, metrics = self.module.loss(x)
         finally:
             self.module.train()
         return {"loss": loss, **metrics}

@@ -96,10 +96,16 @@ class VAE(keras.Model):
         self.kl_tracker.update_state(kl)
         return recon + kl
 
-    def sample(self, n: int, seed_generator: keras.random.SeedGenerator) -> Any:
-        """Bernoulli means of p(x|z) for z ~ N(0, I): NHWC in [0, 1]."""
-        z = keras.random.normal((n, self.config.latent_dim), seed=seed_generator)
+    def noise(self, n: int, seed: Any) -> Any:
+        """z ~ N(0, I), the prior."""
+        return keras.random.normal((n, self.config.latent_dim), seed=seed)
+
+    def render(self, z: Any) -> Any:
+        """Bernoulli means of p(x|z): NHWC in [0, 1]."""
         return ops.sigmoid(self.decoder(z))
+
+    def sample(self, n: int, seed_generator: keras.random.SeedGenerator) -> Any:
+        return self.render(self.noise(n, seed_generator))
 
     @staticmethod
     def prepare_eval(x: np.ndarray) -> np.ndarray:

@@ -87,11 +87,17 @@ class VAE(nn.Module):
         kl = gaussian_kl(mu, logvar).sum(1).mean()
         return recon + kl, {"recon": recon, "kl": kl}
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Bernoulli means of p(x|z) for z ~ N(0, I): NHWC in [0, 1]."""
-        z = torch.randn(n, self.config.latent_dim, generator=generator,
-                        device=generator.device)
+    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """z ~ N(0, I), the prior."""
+        return torch.randn(n, self.config.latent_dim, generator=generator,
+                           device=generator.device)
+
+    def render(self, z: torch.Tensor) -> torch.Tensor:
+        """Bernoulli means of p(x|z): NHWC in [0, 1]."""
         return torch.sigmoid(self.decode(z))
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.render(self.noise(n, generator))
 
     @staticmethod
     def prepare_eval(x: np.ndarray) -> np.ndarray:

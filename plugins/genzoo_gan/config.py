@@ -1,0 +1,48 @@
+"""The GAN's config and presets (no framework imports: listing models reads this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from genzoo.config import ModelConfig, require
+
+
+@dataclass(frozen=True)
+class GANConfig(ModelConfig):
+    """A generator G(z) and a discriminator D(x), trained with separate optimizers."""
+
+    arch: Literal["mlp", "dcgan"] = "dcgan"  # fully connected, or convolutional (DCGAN)
+    latent_dim: int = 100  # dimensions of the noise z ~ N(0, I)
+    g_hidden: tuple[int, ...] = (128, 256, 512)  # mlp: generator widths
+    d_hidden: tuple[int, ...] = (512, 256, 128)  # mlp: discriminator widths
+    channels: int = 32  # dcgan: channels at half resolution (doubled at quarter resolution)
+    d_dropout: float = 0.3  # dropout in the mlp discriminator
+    leak: float = 0.2  # LeakyReLU slope
+
+    def validate(self) -> None:
+        require(self.latent_dim > 0, "latent_dim", "must be positive")
+        for name in ("g_hidden", "d_hidden"):
+            widths = getattr(self, name)
+            require(len(widths) > 0 and all(w > 0 for w in widths), name,
+                    "must be a non-empty list of positive widths")
+        require(self.channels > 0, "channels", "must be positive")
+        require(0 <= self.d_dropout < 1, "d_dropout", "must lie in [0, 1)")
+        require(0 <= self.leak < 1, "leak", "must lie in [0, 1)")
+
+
+# Radford et al.'s optimiser settings for both networks: Adam, lr 2e-4, beta1 0.5.
+_ADAM = {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999}
+
+PRESETS = {
+    # DCGAN for 28x28 and 32x32 images (any size divisible by 4): the default.
+    "dcgan": {**_ADAM, "arch": "dcgan", "latent_dim": 100, "channels": 32, "epochs": 5,
+              "batch_size": 128, "log_every": 50, "checkpoint_every": 1000},
+    # The classic fully connected GAN: G 100-128-256-512-784, D 784-512-256-128-1.
+    "mlp": {**_ADAM, "arch": "mlp", "latent_dim": 100, "g_hidden": (128, 256, 512),
+            "d_hidden": (512, 256, 128), "epochs": 20, "batch_size": 64, "log_every": 100,
+            "checkpoint_every": 2000},
+    "tiny": {**_ADAM, "lr": 1e-3, "arch": "mlp", "latent_dim": 8, "g_hidden": (32,),
+             "d_hidden": (32,), "steps": 30, "batch_size": 32, "log_every": 10,
+             "eval_every": 15, "checkpoint_every": 10},
+}

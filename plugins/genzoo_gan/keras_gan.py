@@ -1,0 +1,163 @@
+"""The GAN in Keras 3: the step is written once in ``keras.ops``; only the gradient
+(``genzoo.backends.keras.value_and_grad``) differs between the TensorFlow and torch
+backends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+from genzoo.backends.keras import value_and_grad
+from genzoo.errors import ConfigError
+from genzoo.protocols import DataInfo
+from genzoo_gan.config import GANConfig
+
+EVAL_SEED = 1234  # evaluation noise is fixed, so validation numbers compare across steps
+
+
+def discriminator_loss(real_logits: Any, fake_logits: Any) -> Any:
+    """The sum of two cross-entropies: real images labelled 1, generated ones 0."""
+    return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
+
+
+def generator_loss(fake_logits: Any) -> Any:
+    """Non-saturating: G is trained to make D answer "real", -log D(G(z))."""
+    return ops.mean(ops.softplus(-fake_logits))
+
+
+def _generator(cfg: GANConfig, shape: tuple[int, ...]) -> keras.Model:
+    h, w, c = shape
+    z = inputs = keras.Input((cfg.latent_dim,), name="g_input")
+    if cfg.arch == "mlp":
+        for i, width in enumerate(cfg.g_hidden):
+            z = layers.Dense(width, name=f"g_dense{i}")(z)
+            z = layers.LeakyReLU(cfg.leak, name=f"g_act{i}")(z)
+        z = layers.Dense(h * w * c, activation="tanh", name="g_out")(z)
+        out = layers.Reshape(shape, name="g_reshape")(z)
+    else:
+        ch = cfg.channels
+        z = layers.Dense(2 * ch * (h // 4) * (w // 4), use_bias=False, name="g_project")(z)
+        z = layers.BatchNormalization(name="g_bn0")(z)
+        z = layers.ReLU(name="g_act0")(z)
+        z = layers.Reshape((h // 4, w // 4, 2 * ch), name="g_reshape")(z)  # (B, H/4, W/4, 2ch)
+        z = layers.Conv2DTranspose(ch, 4, strides=2, padding="same", use_bias=False,
+                                   name="g_deconv0")(z)
+        z = layers.BatchNormalization(name="g_bn1")(z)
+        z = layers.ReLU(name="g_act1")(z)  # (B, H/2, W/2, ch)
+        out = layers.Conv2DTranspose(c, 4, strides=2, padding="same", activation="tanh",
+                                     name="g_deconv1")(z)  # (B, H, W, C)
+    return keras.Model(inputs, out, name="generator")
+
+
+def _discriminator(cfg: GANConfig, shape: tuple[int, ...]) -> keras.Model:
+    x = inputs = keras.Input(shape, name="d_input")
+    if cfg.arch == "mlp":
+        x = layers.Flatten(name="d_flatten")(x)
+        for i, width in enumerate(cfg.d_hidden):
+            x = layers.Dense(width, name=f"d_dense{i}")(x)
+            x = layers.LeakyReLU(cfg.leak, name=f"d_act{i}")(x)
+            x = layers.Dropout(cfg.d_dropout, name=f"d_drop{i}")(x)
+    else:
+        ch = cfg.channels
+        x = layers.Conv2D(ch, 4, strides=2, padding="same", name="d_conv0")(x)
+        x = layers.LeakyReLU(cfg.leak, name="d_act0")(x)
+        x = layers.Conv2D(2 * ch, 4, strides=2, padding="same", name="d_conv1")(x)
+        x = layers.LeakyReLU(cfg.leak, name="d_act1")(x)
+        x = layers.Flatten(name="d_flatten")(x)
+    logits = layers.Dense(1, name="d_logit")(x)  # (B, 1)
+    return keras.Model(inputs, logits, name="discriminator")
+
+
+def _stats(loss_d: Any, real_logits: Any, fake_logits: Any, loss_g: Any) -> dict[str, Any]:
+    return {
+        "loss_d": loss_d,
+        "loss_g": loss_g,
+        "d_real": ops.mean(ops.sigmoid(real_logits)),  # D(x)
+        "d_fake": ops.mean(ops.sigmoid(fake_logits)),  # D(G(z))
+        "d_acc_fake": ops.mean(ops.cast(fake_logits < 0, "float32")),  # D's accuracy on fakes
+    }
+
+
+class GAN(keras.Model):
+    """G maps noise to images in [-1, 1]; D maps images to a logit of "real"."""
+
+    def __init__(self, config: GANConfig, info: DataInfo, **kwargs: Any):
+        super().__init__(name="gan", **kwargs)
+        h, w, _ = info.shape
+        if config.arch == "dcgan" and (h % 4 or w % 4):
+            raise ConfigError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
+        self.config = config
+        self.generator = _generator(config, info.shape)
+        self.discriminator = _discriminator(config, info.shape)
+        self.seed_generator = keras.random.SeedGenerator(name="gan_seeds")
+
+    def call(self, x: Any, training: bool = False) -> Any:
+        """D's logit that images ``x`` (NHWC in [0, 1]) are real."""
+        return self.discriminator(x * 2.0 - 1.0, training=training)
+
+    def noise(self, n: int, seed: Any) -> Any:
+        return keras.random.normal((n, self.config.latent_dim), seed=seed)
+
+    def render(self, z: Any) -> Any:
+        """Images NHWC in [0, 1] from latent vectors."""
+        return (self.generator(z, training=False) + 1.0) / 2.0
+
+    def sample(self, n: int, seed_generator: keras.random.SeedGenerator) -> Any:
+        return self.render(self.noise(n, seed_generator))
+
+    # -- training --------------------------------------------------------------------------
+    def configure_optimizers(self, make: Any) -> dict[str, keras.optimizers.Optimizer]:
+        """One optimizer per network: a shared one would let each loss move both."""
+        return {"d_optimizer": make(), "g_optimizer": make()}
+
+    def compile(self, d_optimizer: Any, g_optimizer: Any, **kwargs: Any) -> None:
+        super().compile(**kwargs)
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
+
+    def d_step(self, real: Any) -> tuple[Any, Any, Any]:
+        """Update D on a real batch and a generated one; G's weights do not move."""
+        fake = ops.stop_gradient(
+            self.generator(self.noise(ops.shape(real)[0], self.seed_generator), training=True))
+
+        def loss_fn() -> tuple[Any, Any]:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            return discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
+
+        variables = self.discriminator.trainable_variables
+        loss, (real_logits, fake_logits), grads = value_and_grad(loss_fn, variables)
+        self.d_optimizer.apply(grads, variables)
+        return loss, real_logits, fake_logits
+
+    def g_step(self, n: Any) -> Any:
+        """Update G with fresh noise through D (whose weights this step does not move)."""
+        z = self.noise(n, self.seed_generator)
+
+        def loss_fn() -> tuple[Any, Any]:
+            return generator_loss(self.discriminator(self.generator(z, training=True),
+                                                     training=True)), None
+
+        variables = self.generator.trainable_variables
+        loss, _, grads = value_and_grad(loss_fn, variables)
+        self.g_optimizer.apply(grads, variables)
+        return loss
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        x = data[0] if isinstance(data, tuple) else data
+        real = x * 2.0 - 1.0  # the data in [-1, 1], like G's tanh output
+        loss_d, real_logits, fake_logits = self.d_step(real)
+        loss_g = self.g_step(ops.shape(real)[0])
+        return _stats(loss_d, real_logits, fake_logits, loss_g)
+
+    def test_step(self, data: Any) -> dict[str, Any]:
+        x = data[0] if isinstance(data, tuple) else data
+        real = x * 2.0 - 1.0
+        fake = self.generator(self.noise(ops.shape(real)[0], EVAL_SEED), training=False)
+        real_logits = self.discriminator(real, training=False)
+        fake_logits = self.discriminator(fake, training=False)
+        return _stats(discriminator_loss(real_logits, fake_logits), real_logits, fake_logits,
+                      generator_loss(fake_logits))
