@@ -209,7 +209,8 @@ class RunDir:
     CONFIG = "config.json"
     META = "meta.json"
     METRICS = "metrics.jsonl"
-    RUN_FILES = (CONFIG, META, WEIGHTS, METRICS, "samples.png", "samples.txt", "eval.json")
+    RUN_FILES = (CONFIG, META, WEIGHTS, METRICS, "best.safetensors", "samples.png",
+                 "samples.txt", "eval.json")
 
     def __init__(self, path: Path | str):
         self.path = Path(path)

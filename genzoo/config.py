@@ -54,6 +54,7 @@ class TrainConfig:
     eval_batches: int = 0  # validation batches per pass; 0 means the whole split
     checkpoint_every: int = 500  # steps between checkpoints; 0 disables them
     keep_checkpoints: int = 3  # how many periodic checkpoints to keep
+    keep_best: bool = False  # save the weights of the best validation loss, not the last
     seed: int = 0  # seeds weights, data order and sampling
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
 

@@ -15,13 +15,16 @@ from typing import Any
 
 from genzoo import __version__
 from genzoo.api import Plan, Run, check_origin, weights_metadata
-from genzoo.checkpoint import (WEIGHTS, RunDir, latest_checkpoint, read_checkpoint,
-                               save_tensors, write_checkpoint)
+from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, latest_checkpoint,
+                               load_tensors, read_checkpoint, save_tensors, write_checkpoint)
 from genzoo.errors import CheckpointError, DataError
 from genzoo.progress import Reporter
 from genzoo.training import Diverged, Interrupted, LoopHooks, evaluate, fit
 
-SAMPLE_COUNT = 64
+SAMPLE_COUNT = 64  # images in samples.png
+TEXT_SAMPLE_CHARS = 500  # characters in samples.txt, unless the model config says
+
+BEST = "best.safetensors"
 
 
 class Session:
@@ -33,14 +36,15 @@ class Session:
         self.reporter = reporter
         self.resume = resume
         self.stop_requested = False
+        self.best: dict[str, float] | None = None
 
     def run(self) -> Run:
         from genzoo.backends import get_backend
-        from genzoo.data import fixed_batches, load_dataset
+        from genzoo.data import load_dataset
 
         p, cfg = self.plan, self.plan.train_config
         data = load_dataset(p.data, p.spec.kind)
-        batches = data.train_batches(cfg.batch_size, cfg.seed)
+        batches, text_val = self._batches(data)  # refuses tiny corpora before the import
         spe = batches.steps_per_epoch
         total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * spe
         if total <= 0:
@@ -58,18 +62,16 @@ class Session:
             self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": data.info.to_json(),
                                                     "genzoo": __version__})
         self._write_meta("running", start, 0.0, {})
-        val = generator.prepare_eval(data.val)
+        val_batches, test_batches = self._eval_sources(data, text_val)
         hooks = LoopHooks(log=self.run_dir.log, checkpoint=self._checkpoint,
-                          should_stop=lambda: self.stop_requested, reporter=self.reporter)
+                          on_eval=self._on_eval, should_stop=lambda: self.stop_requested,
+                          reporter=self.reporter)
         t0 = time.perf_counter()
         try:
             with self._ctrl_c():
-                history = fit(
-                    trainer, batches, cfg, total_steps=total, steps_per_epoch=spe,
-                    eval_batches=lambda: fixed_batches(val, cfg.batch_size, cfg.eval_batches),
-                    hooks=hooks, start_step=start,
-                    description=f"{p.spec.name} ({p.spec.backend}) on {p.data}",
-                )
+                history = fit(trainer, batches, cfg, total_steps=total, steps_per_epoch=spe,
+                              eval_batches=val_batches, hooks=hooks, start_step=start,
+                              description=f"{p.spec.name} ({p.spec.backend}) on {p.data}")
         except Interrupted as exc:
             self._checkpoint(exc.step)
             self._write_meta("interrupted", exc.step, time.perf_counter() - t0, {})
@@ -82,15 +84,59 @@ class Session:
         wall = time.perf_counter() - t0
         if total > start:
             self._checkpoint(total)
-        test = evaluate(trainer, fixed_batches(generator.prepare_eval(data.test), cfg.batch_size))
+        if cfg.keep_best and (self.run_dir.path / BEST).is_file():
+            generator.load_state(load_tensors(self.run_dir.path / BEST))
+        test = evaluate(trainer, test_batches())
         self.run_dir.log({"event": "test", "step": total,
                           **{f"test_{k}": v for k, v in test.items()}})
         save_tensors(self.run_dir.path / WEIGHTS, generator.state(), weights_metadata(p.spec))
         self._write_samples()
         metrics = {"train": _strip(history.last("train")), "val": _strip(history.last("eval")),
                    "test": test}
+        if self.best is not None:
+            metrics["best"] = self.best
         self._write_meta("complete", total, wall, metrics)
         return Run(self.run_dir.path, generator, history, metrics)
+
+    def _batches(self, data: Any) -> tuple[Any, Any]:
+        """Training batches, and for text the validation windows (both check sizes)."""
+        from genzoo.data import TextBatches
+
+        cfg = self.plan.train_config
+        if data.kind != "text":
+            return data.train_batches(cfg.batch_size, cfg.seed), None
+        block = self.plan.model_config.block_size
+        val = TextBatches(data.val, cfg.batch_size, block, cfg.seed,
+                          f"the validation split of '{data.name}'", stream=1)
+        return data.train_batches(cfg.batch_size, cfg.seed, block_size=block), val
+
+    def _eval_sources(self, data: Any, text_val: Any) -> tuple[Any, Any]:
+        """Validation batches (during training) and test batches (at the end).
+
+        Text: the mean over ``eval_batches`` random windows of the validation split, as
+        nanoGPT estimates it (the same windows at every evaluation), and a full pass over
+        every non-overlapping window at the end. Images: the whole split, in order.
+        """
+        from genzoo.data import fixed_batches
+        from genzoo.data.text import windows
+
+        cfg = self.plan.train_config
+        if text_val is not None:
+            n = cfg.eval_batches or 20
+            block = self.plan.model_config.block_size
+            return (lambda: text_val.take(n)), (lambda: windows(data.val, block, cfg.batch_size))
+        val = self.generator.prepare_eval(data.val)
+        return ((lambda: fixed_batches(val, cfg.batch_size, cfg.eval_batches)),
+                (lambda: fixed_batches(self.generator.prepare_eval(data.test), cfg.batch_size)))
+
+    def _on_eval(self, step: int, metrics: dict[str, float]) -> None:
+        """Keep the best validation weights (``keep_best``) in ``best.safetensors``."""
+        if not self.plan.train_config.keep_best or "loss" not in metrics:
+            return
+        if self.best is None or metrics["loss"] < self.best["val_loss"]:
+            save_tensors(self.run_dir.path / BEST, self.generator.state(),
+                         weights_metadata(self.plan.spec))
+            self.best = {"step": step, "val_loss": metrics["loss"]}
 
     # -- pieces ----------------------------------------------------------------------------
     @contextmanager
@@ -117,7 +163,8 @@ class Session:
         write_checkpoint(
             self.run_dir.checkpoints, step, self.generator.state(), tensors,
             {"model": self.plan.spec.name, "backend": self.plan.spec.backend,
-             "config": self.plan.to_json(), "epoch": step / self.spe, "trainer": values},
+             "config": self.plan.to_json(), "epoch": step / self.spe, "trainer": values,
+             "best": self.best},
             keep=self.plan.train_config.keep_checkpoints,
         )
 
@@ -131,16 +178,24 @@ class Session:
         self.generator.load_state(weights)
         self.trainer.load_state(trainer_tensors, state["trainer"])
         step = int(state["step"])
+        self.best = state.get("best")
         self.run_dir.truncate_log(step)
         self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name})
         self.reporter.message(f"resuming from {found}")
         return step
 
     def _write_samples(self) -> None:
+        seed = self.plan.train_config.seed
+        if self.plan.spec.kind == "text":
+            start = self.generator.info.vocab[self.generator.start_token()]
+            chars = getattr(self.plan.model_config, "sample_chars", TEXT_SAMPLE_CHARS)
+            text = start + self.generator.generate(start, max_new_tokens=chars,
+                                                   temperature=0.8, top_k=40, seed=seed)
+            atomic_write_bytes(self.run_dir.path / "samples.txt", text.encode("utf-8"))
+            return
         from genzoo.imaging import save_grid
 
-        images = self.generator.sample(SAMPLE_COUNT, seed=self.plan.train_config.seed)
-        save_grid(self.run_dir.path / "samples.png", images)
+        save_grid(self.run_dir.path / "samples.png", self.generator.sample(SAMPLE_COUNT, seed=seed))
 
     def _write_meta(self, status: str, step: int, wall: float, metrics: dict[str, Any]) -> None:
         spec, data = self.plan.spec, self.data

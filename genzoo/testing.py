@@ -70,9 +70,24 @@ def synthetic_images(path: Path, shape: tuple[int, int] = (8, 8), n_train: int =
     return path
 
 
+def synthetic_text(path: Path, seed: int = 0) -> Path:
+    """Write a small, very regular UTF-8 corpus to ``path`` and return it."""
+    from genzoo.checkpoint import atomic_write_bytes
+
+    rng = np.random.default_rng(seed)
+    words = ["abc", "abd", "xyz", "hello", "world", "genzoo"]
+    text = "\n".join(" ".join(rng.choice(words, 6)) for _ in range(400)) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path
+
+
 def _synthetic_data(ctx: Context) -> str:
     if not ctx.data:
-        ctx.data = str(synthetic_images(ctx.tmp_path / "data"))
+        if ctx.spec.kind == "text":
+            ctx.data = str(synthetic_text(ctx.tmp_path / "data" / "corpus.txt"))
+        else:
+            ctx.data = str(synthetic_images(ctx.tmp_path / "data"))
     return ctx.data
 
 
@@ -98,16 +113,22 @@ def check_learns(ctx: Context) -> None:
 
 
 def check_samples(ctx: Context) -> None:
-    """Samples have the data's shape, dtype float32, values in [0, 1], and obey the seed."""
+    """Samples have the right shape, dtype and range, and obey the seed.
+
+    Images: float32 (n, H, W, C) in [0, 1]. Text: int64 (n, block_size) token ids.
+    """
     gen = ctx.run.generator
     x = gen.sample(5, seed=3)
-    expected = (5, *gen.info.shape)
+    if gen.info.kind == "text":
+        expected, dtype, low, high = (5, gen.config.block_size), np.int64, 0, gen.info.vocab_size - 1
+    else:
+        expected, dtype, low, high = (5, *gen.info.shape), np.float32, 0.0, 1.0
     if x.shape != expected:
         raise ConformanceError(f"samples: shape {x.shape}, expected {expected}")
-    if x.dtype != np.float32:
-        raise ConformanceError(f"samples: dtype {x.dtype}, expected float32")
-    if not (np.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 1.0):
-        raise ConformanceError(f"samples: values outside [0, 1] ({x.min()}..{x.max()})")
+    if x.dtype != dtype:
+        raise ConformanceError(f"samples: dtype {x.dtype}, expected {np.dtype(dtype).name}")
+    if not (np.isfinite(x).all() and x.min() >= low and x.max() <= high):
+        raise ConformanceError(f"samples: values outside [{low}, {high}] ({x.min()}..{x.max()})")
     if not np.array_equal(x, gen.sample(5, seed=3)):
         raise ConformanceError("samples: the same seed gave different samples")
     if np.array_equal(x, gen.sample(5, seed=4)):

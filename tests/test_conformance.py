@@ -18,7 +18,7 @@ def test_conformance(name: str, backend: str, tmp_path) -> None:
 
 
 def test_registry_has_builtin_families() -> None:
-    for family in ("vae", "gan"):
+    for family in ("vae", "gan", "transformer"):
         assert (family, "torch") in PAIRS and (family, "keras") in PAIRS
 
 

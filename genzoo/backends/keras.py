@@ -27,12 +27,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from collections.abc import Mapping  # noqa: E402
+from contextlib import nullcontext  # noqa: E402
 from typing import Any  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from genzoo.backends.common import check_state_matches, random_seed, slerp  # noqa: E402
+from genzoo.backends.text import TextSampling  # noqa: E402
 from genzoo.config import TrainConfig  # noqa: E402
 from genzoo.errors import CheckpointError, ConfigError  # noqa: E402
 from genzoo.protocols import DataInfo  # noqa: E402
@@ -135,6 +137,19 @@ class KerasGenerator:
         return prepare(x) if prepare is not None else x
 
 
+class KerasTextGenerator(TextSampling, KerasGenerator):
+    """A Keras text model: adds ``generate`` and ``stream`` (the core's sampler)."""
+
+    def _prefill(self, ids: Any) -> tuple[np.ndarray, Any]:
+        return self.model.prefill(ids)
+
+    def _extend(self, token: int, cache: Any, position: int) -> tuple[np.ndarray, Any]:
+        return self.model.extend(token, cache, position)
+
+    def _eval_mode(self) -> Any:
+        return nullcontext()  # the model's generation steps run with training=False
+
+
 def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
           device: str = "auto") -> KerasGenerator:
     """Build a plugin's Keras model with seeded weights."""
@@ -145,7 +160,8 @@ def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
         )
     keras.utils.set_random_seed(seed)
     model = import_object(spec.builder)(config, info)
-    return KerasGenerator(spec, config, info, model, device)
+    cls = KerasTextGenerator if spec.kind == "text" else KerasGenerator
+    return cls(spec, config, info, model, device)
 
 
 def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
@@ -171,9 +187,13 @@ class KerasTrainer:
             self.optimizers = dict(configure(lambda: make_optimizer(cfg)))
             self.model.compile(**self.optimizers)
         else:
-            self.optimizers = {"optimizer": make_optimizer(cfg)}
-            self.model.compile(optimizer=self.optimizers["optimizer"])
-            self.optimizers["optimizer"].build(self.model.trainable_variables)
+            opt = make_optimizer(cfg)
+            if cfg.weight_decay:  # decay matrices only, as the torch trainer does
+                opt.exclude_from_weight_decay(
+                    var_list=[v for v in self.model.trainable_variables if len(v.shape) < 2])
+            self.optimizers = {"optimizer": opt}
+            self.model.compile(optimizer=opt)
+            opt.build(self.model.trainable_variables)
         self._lr = cfg.lr
 
     def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:

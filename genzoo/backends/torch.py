@@ -15,13 +15,15 @@ A torch plugin supplies an ``nn.Module`` built as ``Module(config, data_info)`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
 from genzoo.backends.common import check_state_matches, random_seed, slerp
+from genzoo.backends.text import TextSampling
 from genzoo.config import TrainConfig
 from genzoo.errors import ConfigError
 from genzoo.protocols import DataInfo
@@ -104,20 +106,45 @@ class TorchGenerator:
         return prepare(x) if prepare is not None else x
 
 
+class TorchTextGenerator(TextSampling, TorchGenerator):
+    """A torch text model: adds ``generate`` and ``stream`` (the core's sampler)."""
+
+    def _prefill(self, ids: Any) -> tuple[np.ndarray, Any]:
+        return self.module.prefill(ids)
+
+    def _extend(self, token: int, cache: Any, position: int) -> tuple[np.ndarray, Any]:
+        return self.module.extend(token, cache, position)
+
+    @contextmanager
+    def _eval_mode(self) -> Iterator[None]:
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            yield
+        finally:
+            self.module.train(was_training)
+
+
 def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
           device: str = "auto") -> TorchGenerator:
     """Build a plugin's module with seeded weights on the requested device."""
     torch.manual_seed(seed)
     module = import_object(spec.builder)(config, info)
-    return TorchGenerator(spec, config, info, module, resolve_device(device))
+    cls = TorchTextGenerator if spec.kind == "text" else TorchGenerator
+    return cls(spec, config, info, module, resolve_device(device))
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW with the config's betas and weight decay."""
+    """Adam or AdamW with the config's betas; weight decay on matrices only.
+
+    Biases, norms' scales and other vectors are not decayed (nanoGPT's convention).
+    """
+    params = [p for p in params if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
     kwargs = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2)}
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, weight_decay=cfg.weight_decay, **kwargs)
-    return torch.optim.Adam(params, weight_decay=cfg.weight_decay, **kwargs)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, **kwargs)
 
 
 class TorchTrainer:

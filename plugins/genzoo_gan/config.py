@@ -16,7 +16,7 @@ class GANConfig(ModelConfig):
     latent_dim: int = 100  # dimensions of the noise z ~ N(0, I)
     g_hidden: tuple[int, ...] = (128, 256, 512)  # mlp: generator widths
     d_hidden: tuple[int, ...] = (512, 256, 128)  # mlp: discriminator widths
-    channels: int = 32  # dcgan: channels at half resolution (doubled at quarter resolution)
+    channels: int = 64  # dcgan: channels at half resolution (doubled at quarter resolution)
     d_dropout: float = 0.3  # dropout in the mlp discriminator
     leak: float = 0.2  # LeakyReLU slope
 
@@ -36,7 +36,7 @@ _ADAM = {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999}
 
 PRESETS = {
     # DCGAN for 28x28 and 32x32 images (any size divisible by 4): the default.
-    "dcgan": {**_ADAM, "arch": "dcgan", "latent_dim": 100, "channels": 32, "epochs": 5,
+    "dcgan": {**_ADAM, "arch": "dcgan", "latent_dim": 100, "channels": 64, "epochs": 5,
               "batch_size": 128, "log_every": 50, "checkpoint_every": 1000},
     # The classic fully connected GAN: G 100-128-256-512-784, D 784-512-256-128-1.
     "mlp": {**_ADAM, "arch": "mlp", "latent_dim": 100, "g_hidden": (128, 256, 512),
