@@ -199,40 +199,82 @@ def _saved_model(run: Path) -> tuple[str, str]:
 
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True,
-              help="How many samples.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=None,
+              help="How many samples [images: 64, text: 1].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output PNG [default: RUN/sample-seed<SEED>.png].")
+              help="Output file [images: RUN/sample-seed<SEED>.png; text: stdout only].")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--interpolate", is_flag=True,
-              help="Write a latent interpolation strip from seed SEED to seed SEED+1 "
+              help="Images: a latent interpolation strip from seed SEED to SEED+1 "
                    "(N images) instead of a grid.")
-def sample(run: Path, n: int, seed: int, out: Path | None, device: str,
-           interpolate: bool) -> None:
-    """Draw samples from a trained RUN and write them as a grid image.
+@click.option("--prompt", default=None, help="Text: the text to continue [a newline].")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Text: characters to generate.")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.8, show_default=True,
+              help="Text: softmax temperature; 0 picks the likeliest character.")
+@click.option("--top-k", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Text: sample among the K likeliest characters.")
+def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
+           interpolate: bool, prompt: str | None, max_new_tokens: int, temperature: float,
+           top_k: int) -> None:
+    """Draw samples from a trained RUN: an image grid, or text streamed to the terminal.
 
     \b
     Examples:
       genzoo sample runs/vae-torch-20261128-131650 --n 64 --seed 1 --out grid.png
       genzoo sample runs/gan-torch-20261128-140000 --interpolate --n 10
+      genzoo sample runs/transformer-torch-20261128-150000 --prompt "ROMEO:" \\
+          --max-new-tokens 500 --temperature 0.8 --top-k 40
     """
     from genzoo.checkpoint import RunDir
 
-    RunDir(run).read_config()  # a clear error before the framework loads
+    kind = RunDir(run).read_config()["data_info"]["kind"]  # errors before the framework loads
+    if kind == "text" and interpolate:
+        raise GenzooError("--interpolate applies to image models")
+    if kind != "text" and prompt is not None:
+        raise GenzooError("--prompt applies to text models")
     import genzoo
-    from genzoo.imaging import save_grid
 
     generator = genzoo.load(run, device=device)
+    if kind == "text":
+        return _sample_text(generator, n or 1, seed, out, prompt, max_new_tokens, temperature,
+                            top_k)
+    from genzoo.imaging import save_grid
+
     if interpolate:
-        if not hasattr(generator, "interpolate") or not hasattr(_network(generator), "render"):
+        if not hasattr(_network(generator), "render"):
             raise GenzooError(f"{generator.spec.name} has no latent space to interpolate in")
+        steps = max(n or 10, 2)
         out = out or Path(run) / f"interpolate-{seed}-{seed + 1}.png"
-        save_grid(out, generator.interpolate(seed, seed + 1, max(n, 2)), ncol=max(n, 2))
+        save_grid(out, generator.interpolate(seed, seed + 1, steps), ncol=steps)
     else:
         out = out or Path(run) / f"sample-seed{seed}.png"
-        save_grid(out, generator.sample(n, seed=seed))
+        save_grid(out, generator.sample(n or 64, seed=seed))
     click.echo(str(out))
+
+
+def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: str | None,
+                 max_new_tokens: int, temperature: float, top_k: int) -> None:
+    """Stream each sample to stdout as it is generated; --out also saves them."""
+    start = prompt if prompt is not None else "\n"
+    generator.tokenizer.encode(start)  # characters outside the vocabulary: one clear line
+    texts = []
+    for i in range(n):
+        if i:
+            click.echo("\n" + "-" * 40)
+        click.echo(start, nl=False)
+        pieces = []
+        for ch in generator.stream(start, max_new_tokens=max_new_tokens,
+                                   temperature=temperature, top_k=top_k, seed=seed + i):
+            click.echo(ch, nl=False)
+            pieces.append(ch)
+        texts.append(start + "".join(pieces))
+    click.echo()
+    if out is not None:
+        from genzoo.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(out, ("\n" + "-" * 40 + "\n").join(texts).encode("utf-8"))
 
 
 def _network(generator: Any) -> Any:

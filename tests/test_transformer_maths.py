@@ -1,0 +1,91 @@
+"""The Transformer's maths and generation, checked in both frameworks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import genzoo
+from genzoo.errors import DataError
+from helpers import run_genzoo
+
+BACKENDS = ["torch", "keras"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def model(request):
+    """An untrained tiny GPT on tiny Shakespeare's 65-character vocabulary."""
+    return genzoo.create("transformer", request.param, "tiny", data="tiny-shakespeare")
+
+
+def _logits(gen, ids: np.ndarray) -> np.ndarray:
+    if gen.spec.backend == "torch":
+        import torch
+
+        gen.module.eval()
+        with torch.no_grad():
+            return gen.module(torch.from_numpy(ids))[0].numpy()
+    from keras import ops
+
+    return ops.convert_to_numpy(gen.model.run_tokens(ids)[0])
+
+
+def test_a_future_token_never_changes_earlier_logits(model) -> None:
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 65, (2, 16))
+    changed = ids.copy()
+    changed[:, 9] = (changed[:, 9] + 7) % 65
+    a, b = _logits(model, ids), _logits(model, changed)
+    np.testing.assert_allclose(a[:, :9], b[:, :9], rtol=0, atol=1e-5)
+    assert not np.allclose(a[:, 9:], b[:, 9:], atol=1e-3)  # and later ones do change
+
+
+def test_the_loss_at_initialisation_is_about_ln_vocab(model) -> None:
+    rng = np.random.default_rng(1)
+    batch = rng.integers(0, 65, (8, 17))
+    logits = _logits(model, batch[:, :-1]).astype(np.float64)
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    loss = -np.take_along_axis(log_probs, batch[:, 1:, None], -1).mean()
+    assert loss == pytest.approx(math.log(65), abs=0.1)
+
+
+def test_the_cache_gives_the_same_tokens_as_the_uncached_path(model) -> None:
+    # 40 tokens from a 3-character prompt: inside the 16-token window and well past it.
+    kwargs = dict(max_new_tokens=40, temperature=1.0, top_k=None, seed=5)
+    assert model.generate("The", cache=True, **kwargs) == model.generate("The", cache=False,
+                                                                          **kwargs)
+    assert model.generate("The", **kwargs) != model.generate("The", **{**kwargs, "seed": 6})
+
+
+def test_characters_outside_the_vocabulary_are_a_clear_error(model) -> None:
+    with pytest.raises(DataError, match="characters not in the model's vocabulary: '€'"):
+        model.generate("ROMEO€", max_new_tokens=5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_short_run_lowers_the_validation_loss(backend, tmp_path, shared_data) -> None:
+    run = genzoo.train("transformer", backend, "tiny", data="tiny-shakespeare", steps=150,
+                       eval_every=50, out=tmp_path / "run")
+    losses = [r["val_loss"] for r in run.history.eval]
+    assert losses[0] < math.log(65)
+    assert losses[-1] < math.log(65) - 1.0, losses  # from 4.17 nats to well below 3.2
+    assert run.metrics["best"]["val_loss"] == min(losses)
+    assert (run.path / "samples.txt").read_text().strip()
+    assert run.metrics["val"]["val_bpc"] == pytest.approx(losses[-1] / math.log(2))
+
+
+def test_sample_streams_text_from_the_cli(tmp_path) -> None:
+    run = tmp_path / "run"
+    assert run_genzoo("train", "transformer", "--preset", "tiny", "--out", str(run)).returncode == 0
+    result = run_genzoo("sample", str(run), "--prompt", "def ", "--max-new-tokens", "30",
+                        "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("def ") and len(result.stdout.rstrip("\n")) >= 30
+    again = run_genzoo("sample", str(run), "--prompt", "def ", "--max-new-tokens", "30",
+                       "--seed", "3")
+    assert again.stdout == result.stdout
+    bad = run_genzoo("sample", str(run), "--prompt", "ROMEO€")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert "characters not in the model's vocabulary: '€'" in bad.stderr
