@@ -281,6 +281,39 @@ def _network(generator: Any) -> Any:
     return getattr(generator, "module", None) or getattr(generator, "model", None)
 
 
+@cli.command("eval")
+@click.argument("run", type=click.Path(path_type=Path))
+@click.option("--data", default=None, help="Evaluate on this dataset [the run's].")
+@click.option("--k", type=click.IntRange(1, 5000), default=1000, show_default=True,
+              help="VAE: importance samples for the log-likelihood.")
+@click.option("--samples", type=click.IntRange(min=100), default=10_000, show_default=True,
+              help="Image models: generated images for the sample-quality metrics.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> None:
+    """Evaluate a trained RUN on its test split; writes RUN/eval.json.
+
+    \b
+    Examples:
+      genzoo eval runs/vae-torch-20261128-131650
+      genzoo eval runs/gan-torch-20261128-140000 --json
+    """
+    from genzoo.checkpoint import RunDir
+
+    RunDir(run).read_config()  # a clear error before the framework loads
+    from genzoo.evaluation import evaluate_run
+    from genzoo.progress import PlainReporter
+
+    result = evaluate_run(run, data=data, k=k, samples=samples, reporter=PlainReporter())
+    if as_json:
+        return _echo_json(result)
+    rows = [[name, f"{value:.4f}"] for name, value in result["metrics"].items()]
+    reference = result["protocol"].get("reference", {})
+    rows += [[f"reference: {name}", f"{value:.4f}"] for name, value in reference.items()]
+    _table(["metric", "value"], rows)
+    click.echo(f"protocol and figures: {Path(run) / 'eval.json'} "
+               f"({result['wall_time_s']:.1f} s)")
+
+
 def _install_plugin_commands() -> None:
     from genzoo.registry import register_commands
 

@@ -49,6 +49,9 @@ class ModelSpec:
         summary: one line for ``genzoo list``.
         monitor: the training metric that falls as the model learns (the conformance
             kit checks it); ``"loss"`` unless the model has no single loss.
+        evaluator: optional import path of ``evaluate(generator, data, **options) ->
+            (metrics, protocol)``, the family's own metrics for ``genzoo eval`` (the
+            VAE's likelihoods); image and text metrics are added by genzoo itself.
         plugin: the plugin that registered the spec (filled in by genzoo).
     """
 
@@ -62,6 +65,7 @@ class ModelSpec:
     default_dataset: str
     summary: str
     monitor: str = "loss"
+    evaluator: str = ""
     plugin: str = ""
 
     def __post_init__(self) -> None:

@@ -19,6 +19,7 @@ SPECS = tuple(
         default_preset="mlp",
         default_dataset="digits",
         summary="Variational autoencoder: Gaussian encoder, Bernoulli decoder, binarised images",
+        evaluator="genzoo_vae.evaluate:evaluate",
     )
     for backend, builder in (("torch", "genzoo_vae.torch_vae:VAE"),
                              ("keras", "genzoo_vae.keras_vae:VAE"))

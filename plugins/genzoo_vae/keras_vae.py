@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -110,3 +111,20 @@ class VAE(keras.Model):
     @staticmethod
     def prepare_eval(x: np.ndarray) -> np.ndarray:
         return binarize(x)
+
+    def log_weights(self, x: Any, k: int, seed: Any) -> Any:
+        """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): shape (k, B).
+
+        Their log-mean-exp is the k-sample importance-weighted bound on log p(x)
+        (Burda et al., 2016); with k = 1 it is the ELBO.
+        """
+        x = ops.convert_to_tensor(x)
+        mu, logvar = ops.split(self.encoder(x), 2, axis=-1)  # (B, d) each
+        eps = keras.random.normal((k, *ops.shape(mu)), seed=seed)
+        z = mu + ops.exp(0.5 * logvar) * eps  # (k, B, d)
+        b, d = ops.shape(mu)
+        logits = ops.reshape(self.decoder(ops.reshape(z, (k * b, d))), (k, b, -1))
+        log_px_z = -ops.sum(bernoulli_nll(logits, ops.reshape(x, (1, b, -1))), axis=2)
+        log_pz = -0.5 * ops.sum(ops.square(z) + math.log(2 * math.pi), axis=2)
+        log_qz = -0.5 * ops.sum(ops.square(eps) + logvar + math.log(2 * math.pi), axis=2)
+        return log_px_z + log_pz - log_qz

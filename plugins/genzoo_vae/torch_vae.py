@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -102,3 +104,20 @@ class VAE(nn.Module):
     @staticmethod
     def prepare_eval(x: np.ndarray) -> np.ndarray:
         return binarize(x)
+
+    @torch.no_grad()
+    def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+        """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): shape (k, B).
+
+        Their log-mean-exp is the k-sample importance-weighted bound on log p(x)
+        (Burda et al., 2016); with k = 1 it is the ELBO.
+        """
+        mu, logvar = self.encode(x)  # (B, d) each
+        std = (0.5 * logvar).exp()
+        eps = torch.randn(k, *mu.shape, generator=generator, device=mu.device)
+        z = mu + std * eps  # (k, B, d)
+        logits = self.decode(z.reshape(-1, z.shape[-1])).reshape(k, *x.shape)
+        log_px_z = -bernoulli_nll(logits, x.expand_as(logits)).flatten(2).sum(2)
+        log_pz = -0.5 * (z.square() + math.log(2 * math.pi)).sum(2)
+        log_qz = -0.5 * (eps.square() + logvar + math.log(2 * math.pi)).sum(2)
+        return log_px_z + log_pz - log_qz

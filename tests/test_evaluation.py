@@ -1,0 +1,112 @@
+"""Evaluation metrics on known inputs, and ``genzoo eval`` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import genzoo
+from genzoo.metrics import (bits_per_char, frechet_distance, gaussian_stats, inception_score,
+                            perplexity, precision_recall)
+from genzoo.testing import synthetic_images
+from helpers import run_genzoo
+
+
+def test_the_frechet_distance_of_a_set_with_itself_is_zero() -> None:
+    x = np.random.default_rng(0).normal(size=(2000, 16))
+    stats = gaussian_stats(x)
+    assert frechet_distance(*stats, *stats) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_frechet_distance_of_two_gaussians_has_its_closed_form() -> None:
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(4, 4))
+    s1 = a @ a.T + np.eye(4)
+    s2 = np.diag([1.0, 2.0, 3.0, 4.0])
+    mu1, mu2 = np.zeros(4), np.array([1.0, -1.0, 0.5, 0.0])
+    from scipy.linalg import sqrtm
+
+    expected = (mu1 - mu2) @ (mu1 - mu2) + np.trace(s1 + s2 - 2 * sqrtm(s1 @ s2).real)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
+    # Diagonal covariances: sum of (sqrt(s1) - sqrt(s2))^2 plus the squared mean gap.
+    d1, d2 = np.array([1.0, 4.0]), np.array([9.0, 1.0])
+    closed = 1.0 + ((np.sqrt(d1) - np.sqrt(d2)) ** 2).sum()
+    assert frechet_distance(np.zeros(2), np.diag(d1), np.array([1.0, 0.0]),
+                            np.diag(d2)) == pytest.approx(closed)
+
+
+def test_inception_score_limits() -> None:
+    assert inception_score(np.full((100, 10), 0.1), splits=1)[0] == pytest.approx(1.0)
+    assert inception_score(np.eye(10)[np.arange(100) % 10], splits=1)[0] == pytest.approx(10.0)
+
+
+def test_precision_and_recall_limits() -> None:
+    rng = np.random.default_rng(2)
+    real = rng.normal(size=(300, 8))
+    assert precision_recall(real, real.copy()) == (1.0, 1.0)
+    assert precision_recall(real, real + 100.0) == (0.0, 0.0)
+    narrow = real[:, :] * 0.05  # a collapsed generator: precise, no recall
+    precision, recall = precision_recall(real, narrow)
+    assert precision > 0.9 and recall < 0.2
+
+
+def test_bits_per_char_is_nats_over_ln2() -> None:
+    assert bits_per_char(1.0) == pytest.approx(1 / math.log(2))
+    assert perplexity(math.log(65)) == pytest.approx(65.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_vae(tmp_path_factory):
+    out = tmp_path_factory.mktemp("vae")
+    return genzoo.train("vae", "torch", "tiny", steps=200, out=out / "run")
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_the_iwae_bound_tightens_with_k(backend, tmp_path) -> None:
+    from genzoo.data import load_dataset
+    from genzoo_vae.config import binarize
+    from genzoo_vae.evaluate import log_likelihoods
+
+    run = genzoo.train("vae", backend, steps=400, out=tmp_path / "run")  # the mlp preset
+    x = binarize(load_dataset("digits").test)
+    nll = {k: -log_likelihoods(run.generator, x, k).mean() for k in (1, 10, 100, 1000)}
+    # k = 1 is the ELBO estimate: it matches the loop's test negative ELBO.
+    assert nll[1] == pytest.approx(run.metrics["test"]["loss"], rel=0.02)
+    assert nll[1000] < nll[100] < nll[10] < nll[1]  # the bound tightens as k grows
+    assert nll[10] - nll[100] < nll[1] - nll[10]  # and the steps shrink: it converges
+    assert nll[100] - nll[1000] < nll[10] - nll[100]
+
+
+def test_genzoo_eval_for_an_image_model_writes_its_protocol(tmp_path) -> None:
+    data = synthetic_images(tmp_path / "bars", shape=(8, 8), n_train=600, n_test=200)
+    run = tmp_path / "run"
+    assert run_genzoo("train", "vae", "--preset", "tiny", "--data", str(data), "--out",
+                      str(run)).returncode == 0
+    result = run_genzoo("eval", str(run), "--k", "20", "--samples", "200", "--json")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    saved = json.loads((run / "eval.json").read_text())
+    assert printed == saved
+    metrics, protocol = saved["metrics"], saved["protocol"]
+    assert {"test_nelbo", "test_nll_iwae_k20", "fd", "is", "precision", "recall"} <= set(metrics)
+    assert metrics["test_nll_iwae_k20"] <= metrics["test_nelbo"]
+    assert protocol["generated_images"] == 200 and protocol["iwae_samples"] == 20
+    extractor = protocol["feature_extractor"]
+    assert len(extractor["sha256"]) == 64 and extractor["test_accuracy"] > 0.95
+    assert {"fd_train_vs_test", "is_test"} <= set(protocol["reference"])
+    assert protocol["reference"]["fd_train_vs_test"] < metrics["fd"]
+
+
+def test_genzoo_eval_for_a_text_model(tmp_path) -> None:
+    run = tmp_path / "run"
+    assert run_genzoo("train", "transformer", "--preset", "tiny", "--out",
+                      str(run)).returncode == 0
+    result = run_genzoo("eval", str(run), "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["val_bpc"] == pytest.approx(metrics["val_loss"] / math.log(2))
+    assert metrics["val_perplexity"] == pytest.approx(math.exp(metrics["val_loss"]))
+    assert abs(metrics["val_loss_estimate"] - metrics["val_loss"]) < 0.5
