@@ -34,11 +34,17 @@ class Plan:
                 "train_config": to_dict(self.train_config)}
 
 
-def plan(name: str, backend: str = "torch", preset: str | None = None, *,
+def plan(name: str, backend: str | None = None, preset: str | None = None, *,
          data: str | None = None, **overrides: Any) -> Plan:
-    """Resolve a model, preset, dataset name and overrides into validated configs."""
+    """Resolve a model, preset, dataset name and overrides into validated configs.
+
+    ``backend=None`` picks torch when the model has it, else its only backend.
+    """
     registry = get_registry()
-    spec = registry.model(name, backend)
+    if backend is None and name in registry.model_names():
+        available = registry.backends_of(name)
+        backend = "torch" if "torch" in available else available[0]
+    spec = registry.model(name, backend or "torch")
     model_cfg, train_cfg = resolve(spec.config, spec.preset(preset), overrides)
     data = data or spec.default_dataset
     if data in registry.datasets:
@@ -58,13 +64,13 @@ def _build(p: Plan, info: DataInfo) -> Generator:
         p.spec, p.model_config, info, seed=p.train_config.seed, device=p.train_config.device)
 
 
-def create(name: str, backend: str = "torch", preset: str | None = None, *,
+def create(name: str, backend: str | None = None, preset: str | None = None, *,
            data: str | None = None, **overrides: Any) -> Generator:
     """Build an untrained model.
 
     Args:
         name: a model name from ``genzoo list``.
-        backend: ``"torch"`` or ``"keras"``.
+        backend: ``"torch"`` or ``"keras"``; ``None`` for torch, or the model's only backend.
         preset: a preset name; ``None`` for the model's default.
         data: the dataset (name or path) the model is shaped for; default: the model's.
         **overrides: model or training config fields; ``None`` values are ignored.
@@ -108,14 +114,14 @@ def default_out(name: str, backend: str) -> Path:
     return path
 
 
-def train(name: str, backend: str = "torch", preset: str | None = None, *,
+def train(name: str, backend: str | None = None, preset: str | None = None, *,
           data: str | None = None, out: str | Path | None = None, overwrite: bool = False,
           reporter: Reporter | None = None, **overrides: Any) -> Run:
     """Train a model and write its run directory.
 
     Args:
         name: a model name from ``genzoo list``.
-        backend: ``"torch"`` or ``"keras"``.
+        backend: ``"torch"`` or ``"keras"``; ``None`` for torch, or the model's only backend.
         preset: a preset name; ``None`` for the model's default.
         data: a dataset name or path; default: the model's default dataset.
         out: the run directory; default ``runs/<model>-<backend>-<UTC time>``.
@@ -129,7 +135,7 @@ def train(name: str, backend: str = "torch", preset: str | None = None, *,
         >>> run.metrics["test"]["loss"]  # doctest: +SKIP
     """
     p = plan(name, backend, preset, data=data, **overrides)
-    run_dir = RunDir(out if out is not None else default_out(name, backend))
+    run_dir = RunDir(out if out is not None else default_out(name, p.spec.backend))
     run_dir.prepare(overwrite=overwrite)
     from genzoo.session import Session
 

@@ -43,7 +43,32 @@ def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PluginGroup(click.Group):
+    """The top-level group: plugin commands are loaded only when one is asked for.
+
+    ``genzoo --help`` and the core commands never import a plugin, so a slow plugin
+    cannot slow them; an unknown command name loads the plugins and looks again.
+    """
+
+    plugins_loaded = False
+
+    def load_plugin_commands(self) -> None:
+        if not self.plugins_loaded:
+            self.plugins_loaded = True
+            from genzoo.registry import register_commands
+
+            register_commands(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        if found is None:
+            self.load_plugin_commands()
+            found = super().get_command(ctx, cmd_name)
+        return found
+
+
+@click.group(cls=PluginGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Plugins may add commands: `genzoo plugins` lists what is installed.")
 @click.version_option(__version__, prog_name="genzoo")
 def cli() -> None:
     """genzoo: a zoo of generative models (VAE, GAN, Transformer) in PyTorch and Keras.
@@ -133,7 +158,8 @@ def plugins(as_json: bool, verbose: bool) -> None:
 
 @cli.command()
 @click.argument("model")
-@click.option("--backend", default="torch", show_default=True, help="torch or keras.")
+@click.option("--backend", default=None,
+              help="torch or keras [torch, or the model's only backend].")
 @click.option("--preset", default=None, help="A preset name (see `genzoo list`).")
 @click.option("--data", default=None, help="A dataset name (see `genzoo datasets`) or path.")
 @click.option("--epochs", type=int, default=None, help="Passes over the training split.")
@@ -152,7 +178,7 @@ def plugins(as_json: bool, verbose: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
 @click.option("--allow-changes", is_flag=True,
               help="With --resume: accept a config that differs from the saved one.")
-def train(model: str, backend: str, preset: str | None, data: str | None, epochs: int | None,
+def train(model: str, backend: str | None, preset: str | None, data: str | None, epochs: int | None,
           steps: int | None, batch_size: int | None, lr: float | None, seed: int | None,
           device: str | None, checkpoint_every: int | None, out: Path | None,
           assignments: tuple[str, ...], resume: Path | None, overwrite: bool,
@@ -178,8 +204,9 @@ def train(model: str, backend: str, preset: str | None, data: str | None, epochs
     reporter = make_reporter()
     if resume is not None:
         saved = _saved_model(resume)
-        if saved != (model, backend) and model != saved[0]:
-            raise GenzooError(f"{resume} holds a {saved[0]} run, not {model}")
+        if model != saved[0] or backend not in (None, saved[1]):
+            raise GenzooError(f"{resume} holds a {saved[0]} ({saved[1]}) run, not {model}"
+                              + (f" ({backend})" if backend else ""))
         run = api.resume(resume, reporter=reporter, allow_changes=allow_changes, **overrides)
     else:
         run = api.train(model, backend, preset, data=data, out=out, overwrite=overwrite,
@@ -314,10 +341,30 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
                f"({result['wall_time_s']:.1f} s)")
 
 
-def _install_plugin_commands() -> None:
-    from genzoo.registry import register_commands
+@cli.group("plugin")
+def plugin_group() -> None:
+    """Write and inspect model plugins."""
 
-    register_commands(cli)
+
+@plugin_group.command("new")
+@click.argument("name")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="torch",
+              show_default=True)
+@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("."),
+              show_default=True, help="Where to create the genzoo-NAME folder.")
+def plugin_new(name: str, backend: str, directory: Path) -> None:
+    """Write a ready-to-install plugin package for a new model NAME.
+
+    \b
+    Then:
+      cd genzoo-NAME && pip install -e . && genzoo train NAME && python -m pytest
+    """
+    from genzoo.templates.plugin import write_plugin
+
+    root = write_plugin(name, backend, directory)
+    click.echo(f"wrote {root}")
+    click.echo(f"next: pip install -e {root} && genzoo train {name} && "
+               f"python -m pytest {root}")
 
 
 def _one_line(message: str) -> str:
@@ -333,7 +380,6 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI: user errors print one line and exit 2, Ctrl-C exits 130."""
     warnings.showwarning = _show_warning
     try:
-        _install_plugin_commands()
         code = cli.main(args=argv, prog_name="genzoo", standalone_mode=False)
     except GenzooError as exc:
         print(f"genzoo: error: {_one_line(str(exc))}", file=sys.stderr)

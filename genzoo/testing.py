@@ -9,6 +9,12 @@ Use it from a plugin's tests::
 
 Each check raises :class:`ConformanceError` naming the check that failed. genzoo's own
 models are tested with exactly this kit (``tests/test_conformance.py``).
+
+The module is also a pytest plugin: with ``pytest_plugins = ["genzoo.testing"]`` in a
+``conftest.py``, the ``genzoo_check`` fixture runs the kit::
+
+    def test_my_model(genzoo_check):
+        genzoo_check("my-model", "torch")
 """
 
 from __future__ import annotations
@@ -158,8 +164,76 @@ def check_reproducible(ctx: Context) -> None:
         raise ConformanceError("reproducible: two runs with the same seed differ")
 
 
+def check_resume(ctx: Context) -> None:
+    """Resuming from the checkpoint at step 20 of 40 ends bitwise where 40 straight steps do."""
+    import shutil
+
+    import genzoo
+    from genzoo.checkpoint import checkpoint_name
+
+    out = ctx.tmp_path / "run-resumed"
+    genzoo.train(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx), out=out,
+                 log_every=1, steps=40, checkpoint_every=10, keep_checkpoints=10)
+    checkpoints = out / "checkpoints"
+    if not (checkpoints / checkpoint_name(20)).is_dir():
+        raise ConformanceError("resume: no checkpoint was written at step 20")
+    for step in (30, 40):  # as if the run had been killed after step 20
+        shutil.rmtree(checkpoints / checkpoint_name(step), ignore_errors=True)
+    (checkpoints / "latest").write_text(checkpoint_name(20) + "\n")
+    (out / "model.safetensors").unlink()
+    resumed = genzoo.resume(out)
+    before, after = ctx.run.generator.state(), resumed.generator.state()
+    if any(not np.array_equal(before[k], after[k]) for k in before):
+        raise ConformanceError("resume: a resumed run differs from an uninterrupted one")
+
+
+def check_listing_imports_no_framework(ctx: Context) -> None:
+    """Listing the registry (what `genzoo list` does) imports neither torch nor TensorFlow."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    code = ("import sys; from genzoo.registry import get_registry; "
+            f"get_registry().model({ctx.name!r}, {ctx.backend!r}); "
+            "print(','.join(m for m in ('torch', 'tensorflow', 'keras', 'jax') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)
+    if out.returncode != 0:
+        raise ConformanceError(f"listing: the registry failed to load: {out.stderr[-500:]}")
+    if out.stdout.strip():
+        raise ConformanceError(f"listing: importing the plugin imported {out.stdout.strip()}; "
+                               "import frameworks only in the builder's module")
+
+
+def check_bad_config_is_refused(ctx: Context) -> None:
+    """Unknown keys and values of the wrong type are refused with ConfigError."""
+    import dataclasses
+
+    import genzoo
+    from genzoo.config import field_types
+    from genzoo.errors import ConfigError
+
+    probes: list[dict[str, Any]] = [{"no_such_key": "1"}]
+    for name, hint in field_types(ctx.spec.config).items():
+        if hint in (int, float):
+            probes.append({name: "not-a-number"})
+    for overrides in probes:
+        try:
+            genzoo.create(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx), **overrides)
+        except ConfigError:
+            continue
+        raise ConformanceError(f"bad config: {overrides} was accepted")
+    defaults = ctx.spec.config()
+    if not dataclasses.is_dataclass(defaults):
+        raise ConformanceError("bad config: the config class must be a dataclass")
+    defaults.validate()
+
+
 CHECKS: tuple[Callable[[Context], None], ...] = (
-    check_builds, check_learns, check_samples, check_round_trip, check_reproducible,
+    check_listing_imports_no_framework, check_bad_config_is_refused, check_builds,
+    check_learns, check_samples, check_round_trip, check_reproducible, check_resume,
 )
 
 
@@ -168,3 +242,14 @@ def check_model(name: str, backend: str, tmp_path: Path) -> None:
     ctx = Context(name, backend, Path(tmp_path))
     for check in CHECKS:
         check(ctx)
+
+
+try:  # the pytest plugin part: only when pytest is there
+    import pytest
+
+    @pytest.fixture
+    def genzoo_check(tmp_path: Path) -> Callable[[str, str], None]:
+        """Run the conformance kit on a (model, backend): ``genzoo_check("vae", "torch")``."""
+        return lambda name, backend: check_model(name, backend, tmp_path)
+except ImportError:  # pragma: no cover
+    pass

@@ -200,7 +200,15 @@ class KerasTrainer:
         return self.model.train_on_batch(batch, return_dict=True)
 
     def eval_step(self, batch: np.ndarray) -> Mapping[str, Any]:
-        return self.model.test_on_batch(batch, return_dict=True)
+        # Evaluation must not advance the model's seed generators: how often a run
+        # evaluates never changes what it trains to.
+        rng = [(v, keras.ops.convert_to_numpy(v)) for k, v in self._state_variables().items()
+               if k.startswith("rng.")]
+        try:
+            return self.model.test_on_batch(batch, return_dict=True)
+        finally:
+            for variable, value in rng:
+                variable.assign(value)
 
     def to_floats(self, metrics: Mapping[str, Any]) -> dict[str, float]:
         return {k: float(v) for k, v in metrics.items()}

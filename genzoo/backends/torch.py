@@ -183,6 +183,13 @@ class TorchTrainer:
     @torch.no_grad()
     def eval_step(self, batch: np.ndarray) -> Mapping[str, Any]:
         x = self.generator.to_tensor(batch)
+        cuda = [self.generator.device] if self.generator.device.type == "cuda" else []
+        # Evaluation draws from a forked RNG, so how often a run evaluates never changes
+        # what it trains to (and a resumed run matches an uninterrupted one).
+        with torch.random.fork_rng(devices=cuda):
+            return self._eval(x)
+
+    def _eval(self, x: torch.Tensor) -> Mapping[str, Any]:
         self.module.eval()
         try:
             custom = getattr(self.module, "evaluate", None)

@@ -1,0 +1,1 @@
+"""Files written by ``genzoo plugin new``: a ready-to-install model plugin."""

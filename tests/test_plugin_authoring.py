@@ -1,0 +1,207 @@
+"""The plugin author's journey: template, hooks, conformance kit, broken plugins."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from genzoo import hookspecs
+from genzoo.testing import ConformanceError, check_model
+from helpers import run_genzoo
+from test_plugins import install
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOKS = [name for name in dir(hookspecs) if name.startswith("register_")]
+
+
+def make_venv(path: Path) -> Path:
+    """A fresh virtual environment that sees this environment's packages (torch, keras,
+    genzoo) through a .pth file, so nothing is downloaded."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    python = path / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    import site as here
+
+    Path(site, "genzoo-dev.pth").write_text(
+        f"import site; site.addsitedir({here.getsitepackages()[0]!r})\n")
+    return python
+
+
+def pip_install(python: Path, project: Path) -> None:
+    result = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
+                             "--no-build-isolation", "-e", str(project)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_the_template_installs_lists_trains_and_passes_its_own_test(backend, tmp_path):
+    made = run_genzoo("plugin", "new", f"blobs-{backend}", "--backend", backend, "--dir",
+                      str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    project = tmp_path / f"genzoo-blobs-{backend}"
+    python = make_venv(tmp_path / "venv")
+    pip_install(python, project)
+    env = {**os.environ, "PYTHONPATH": ""}
+
+    def genzoo(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(python), "-m", "genzoo", *args], capture_output=True,
+                              text=True, env=env, timeout=300)
+
+    listed = json.loads(genzoo("list", "--json").stdout)
+    mine = next(m for m in listed if m["name"] == f"blobs-{backend}")
+    assert mine["backends"] == [backend] and mine["plugin"] == f"blobs-{backend}"
+    trained = genzoo("train", f"blobs-{backend}", "--preset", "tiny", "--out",
+                     str(tmp_path / "run"))
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    tested = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(project / "tests")], capture_output=True, text=True,
+                            env=env, cwd=project, timeout=600)
+    assert tested.returncode == 0, tested.stdout[-3000:]
+
+
+def test_a_bad_plugin_name_is_refused(tmp_path):
+    result = run_genzoo("plugin", "new", "Bad Name", "--dir", str(tmp_path))
+    assert result.returncode == 2 and "must be lower case" in result.stderr
+
+
+DATASET_AND_COMMAND = """
+import click
+import numpy as np
+from genzoo import hookimpl
+from genzoo.registry import DatasetSpec
+from genzoo.data import ImageData
+
+def load(spec):
+    rng = np.random.default_rng(0)
+    x = (rng.random((300, 4, 4, 1)) < 0.3).astype("float32")
+    return ImageData("speckle", x[:200], x[200:250], x[250:], source="generated")
+
+@hookimpl
+def register_datasets(register):
+    register(DatasetSpec(name="speckle", kind="image", loader="extras_plugin:load",
+                         summary="random speckles", shape=(4, 4, 1), offline=True))
+
+@hookimpl
+def register_commands(cli):
+    @cli.command()
+    @click.argument("who")
+    def hello(who):
+        '''Say hello.'''
+        click.echo(f"hello {who}")
+"""
+
+SLOW = "import time\ntime.sleep(3)\n"
+
+
+def _env(site: Path) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_register_datasets_and_register_commands(tmp_path):
+    install(tmp_path / "site", "extras_plugin", DATASET_AND_COMMAND, "extras")
+    env = _env(tmp_path / "site")
+    datasets = json.loads(run_genzoo("datasets", "--json", env=env).stdout)
+    assert any(d["name"] == "speckle" and d["plugin"] == "extras" for d in datasets)
+    trained = run_genzoo("train", "vae", "--preset", "tiny", "--data", "speckle", "--set",
+                         "batch_size=16", "--out", str(tmp_path / "run"), env=env)
+    assert trained.returncode == 0, trained.stderr
+    hello = run_genzoo("hello", "world", env=env)
+    assert hello.returncode == 0 and hello.stdout == "hello world\n"
+
+
+def test_a_slow_plugin_does_not_slow_help(tmp_path):
+    install(tmp_path / "site", "slow_plugin", SLOW, "slow")
+    env = _env(tmp_path / "site")
+    start = time.monotonic()
+    assert run_genzoo("--help", env=env).returncode == 0
+    assert time.monotonic() - start < 2.5  # the plugin alone sleeps 3 s on import
+    start = time.monotonic()
+    assert run_genzoo("list", env=env).returncode == 0
+    assert time.monotonic() - start > 3  # listing models does import it
+
+
+WRONG_SHAPE = """
+from genzoo import hookimpl
+from genzoo.registry import ModelSpec
+from genzoo_vae.config import PRESETS, VAEConfig
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="wrong", backend="torch", kind="image", config=VAEConfig,
+                       builder="wrong_model:Wrong", presets=PRESETS, default_preset="tiny",
+                       default_dataset="digits", summary="samples the wrong shape"))
+"""
+WRONG_MODEL = """
+from genzoo_vae.torch_vae import VAE
+
+class Wrong(VAE):
+    def sample(self, n, generator):
+        return super().sample(n, generator)[:, :4]  # crops the images: the wrong shape
+"""
+
+
+def test_the_kit_names_the_failing_check(tmp_path, monkeypatch, fresh_registry):
+    install(tmp_path / "site", "wrong_plugin", WRONG_SHAPE, "wrong")
+    (tmp_path / "site" / "wrong_model.py").write_text(WRONG_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    fresh_registry.reset()
+    with pytest.raises(ConformanceError, match=r"^samples: shape \(5, 4, 8, 1\), expected "
+                                               r"\(5, 8, 8, 1\)"):
+        check_model("wrong", "torch", tmp_path / "kit")
+
+
+# -- meta-tests, as datasette does: every hook is documented and tested ---------------------
+
+def test_every_hook_has_a_reference_docstring():
+    for name in HOOKS:
+        doc = getattr(hookspecs, name).__doc__ or ""
+        assert "Args:" in doc and "Called" in doc, name
+
+
+def test_every_hook_has_a_docs_section_with_an_example():
+    page = (ROOT / "docs" / "plugins" / "hooks.md").read_text()
+    for name in HOOKS:
+        section = page.split(f"## {name}", 1)
+        assert len(section) == 2, f"docs/plugins/hooks.md has no '## {name}' section"
+        assert "```python" in section[1].split("\n## ", 1)[0], f"{name} has no example"
+
+
+def test_every_hook_is_implemented_by_a_test_plugin():
+    implemented = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                implemented |= {h for h in HOOKS if f"def {h}(" in node.value}
+    assert implemented == set(HOOKS)
+
+
+def test_the_example_plugin_from_the_tutorial_installs_and_trains(tmp_path):
+    """docs/examples/genzoo-pixelcnn, installed as its own distribution, trains via the CLI."""
+    project = ROOT / "docs" / "examples" / "genzoo-pixelcnn"
+    python = make_venv(tmp_path / "venv")
+    pip_install(python, project)
+    env = {**os.environ, "PYTHONPATH": ""}
+    run = tmp_path / "run"
+    trained = subprocess.run([str(python), "-m", "genzoo", "train", "pixelcnn", "--steps", "60",
+                              "--out", str(run)], capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["plugin"] == {"name": "pixelcnn", "distribution": "genzoo-pixelcnn",
+                              "version": "0.1.0"}
+    events = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    losses = [e["loss"] for e in events if e["event"] == "train"]
+    assert losses[-1] < losses[0]
+    tested = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             str(project / "tests")], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=600)
+    assert tested.returncode == 0, tested.stdout[-3000:]
