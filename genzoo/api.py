@@ -134,9 +134,16 @@ def train(name: str, backend: str | None = None, preset: str | None = None, *,
         >>> run = genzoo.train("vae", preset="tiny", out=tmp_path / "run")  # doctest: +SKIP
         >>> run.metrics["test"]["loss"]  # doctest: +SKIP
     """
+    from genzoo import distributed
+
     p = plan(name, backend, preset, data=data, **overrides)
-    run_dir = RunDir(out if out is not None else default_out(name, p.spec.backend))
-    run_dir.prepare(overwrite=overwrite)
+    distributed.init_from_env()  # under torchrun: join the process group
+    out = distributed.broadcast_object(out if out is not None
+                                       else default_out(name, p.spec.backend))
+    run_dir = RunDir(out)
+    if distributed.world().is_main:
+        run_dir.prepare(overwrite=overwrite)
+    distributed.barrier()
     from genzoo.session import Session
 
     return Session(p, run_dir, reporter or Reporter()).run()
@@ -149,10 +156,13 @@ def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: 
     Overrides that change the saved config are refused, naming the keys, unless
     ``allow_changes`` is true.
     """
+    from genzoo import distributed
+
     run_dir = RunDir(run)
     saved = run_dir.read_config()
     p = plan(saved["model"], saved["backend"], saved["preset"], data=saved["dataset"],
              **{**saved["model_config"], **saved["train_config"]})
+    distributed.init_from_env()
     if overrides:
         changed = plan(saved["model"], saved["backend"], saved["preset"], data=saved["dataset"],
                        **{**saved["model_config"], **saved["train_config"], **overrides})

@@ -178,11 +178,13 @@ def plugins(as_json: bool, verbose: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
 @click.option("--allow-changes", is_flag=True,
               help="With --resume: accept a config that differs from the saved one.")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Train data-parallel in N processes (launches torchrun for you).")
 def train(model: str, backend: str | None, preset: str | None, data: str | None, epochs: int | None,
           steps: int | None, batch_size: int | None, lr: float | None, seed: int | None,
           device: str | None, checkpoint_every: int | None, out: Path | None,
           assignments: tuple[str, ...], resume: Path | None, overwrite: bool,
-          allow_changes: bool) -> None:
+          allow_changes: bool, nproc: int | None) -> None:
     """Train MODEL and write a run directory.
 
     \b
@@ -195,6 +197,10 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
     from genzoo.config import parse_assignments
     from genzoo.progress import make_reporter
 
+    if nproc is not None and nproc > 1:
+        # Validate here, in one process, then let torchrun start N copies of this command.
+        api.plan(model, backend, preset, data=data, **parse_assignments(assignments))
+        return _launch_torchrun(nproc, out or api.default_out(model, backend or "torch"))
     overrides: dict[str, Any] = parse_assignments(assignments)
     flags = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr,
              "seed": seed, "device": device, "checkpoint_every": checkpoint_every}
@@ -211,10 +217,35 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
     else:
         run = api.train(model, backend, preset, data=data, out=out, overwrite=overwrite,
                         reporter=reporter, **overrides)
-    test = run.metrics.get("test", {})
-    summary = "  ".join(f"{k} {v:.4g}" for k, v in test.items())
-    click.echo(f"run: {run.path}")
-    click.echo(f"test: {summary}")
+    from genzoo import distributed
+
+    if distributed.world().is_main:
+        test = run.metrics.get("test", {})
+        click.echo(f"run: {run.path}")
+        click.echo(f"test: {'  '.join(f'{k} {v:.4g}' for k, v in test.items())}")
+    distributed.shutdown()
+
+
+def _launch_torchrun(nproc: int, out: Path) -> None:
+    """Re-run this command under ``torchrun --standalone --nproc_per_node N``."""
+    import subprocess
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    if "--out" not in args:  # choose the run directory once, for every rank
+        args += ["--out", str(out)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={nproc}", "-m", "genzoo", *args]
+    code = subprocess.call(command)
+    if code != 0:
+        raise GenzooError(f"distributed training failed (torchrun exited with {code}); "
+                          "the failing rank's error is above")
 
 
 def _saved_model(run: Path) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from genzoo import __version__
 from genzoo.api import Plan, Run, check_origin, weights_metadata
 from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, latest_checkpoint,
                                load_tensors, read_checkpoint, save_tensors, write_checkpoint)
+from genzoo.distributed import Sharded, world
 from genzoo.errors import CheckpointError, DataError
 from genzoo.progress import Reporter
 from genzoo.training import Diverged, Interrupted, LoopHooks, evaluate, fit
@@ -45,6 +46,9 @@ class Session:
         p, cfg = self.plan, self.plan.train_config
         data = load_dataset(p.data, p.spec.kind)
         batches, text_val = self._batches(data)  # refuses tiny corpora before the import
+        if world().enabled:
+            batches = Sharded(batches)  # this rank's slice of every global batch
+            self.reporter = self.reporter if world().is_main else Reporter()
         spe = batches.steps_per_epoch
         total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * spe
         if total <= 0:
@@ -58,30 +62,40 @@ class Session:
         self.data, self.backend = data, backend
 
         start = self._restore() if self.resume else 0
-        if not self.resume:
+        main = world().is_main  # rank 0 alone writes; every rank trains
+        if main and not self.resume:
             self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": data.info.to_json(),
-                                                    "genzoo": __version__})
-        self._write_meta("running", start, 0.0, {})
+                                                    "genzoo": __version__,
+                                                    "world_size": world().size})
+        if main:
+            self._write_meta("running", start, 0.0, {})
         val_batches, test_batches = self._eval_sources(data, text_val)
-        hooks = LoopHooks(log=self.run_dir.log, checkpoint=self._checkpoint,
+        hooks = LoopHooks(log=self.run_dir.log if main else lambda record: None,
+                          checkpoint=self._checkpoint if main else None,
                           on_eval=self._on_eval, should_stop=lambda: self.stop_requested,
                           reporter=self.reporter)
         t0 = time.perf_counter()
         try:
             with self._ctrl_c():
                 history = fit(trainer, batches, cfg, total_steps=total, steps_per_epoch=spe,
-                              eval_batches=val_batches, hooks=hooks, start_step=start,
+                              eval_batches=val_batches if main else None, hooks=hooks,
+                              start_step=start,
                               description=f"{p.spec.name} ({p.spec.backend}) on {p.data}")
         except Interrupted as exc:
+            if not main:
+                raise
             self._checkpoint(exc.step)
             self._write_meta("interrupted", exc.step, time.perf_counter() - t0, {})
             raise Interrupted(exc.step, (
                 f"interrupted at step {exc.step}; checkpoint written. Continue with: "
                 f"genzoo train {p.spec.name} --resume {self.run_dir.path}")) from None
         except Diverged:
-            self._write_meta("diverged", start, time.perf_counter() - t0, {})
+            if main:
+                self._write_meta("diverged", start, time.perf_counter() - t0, {})
             raise
         wall = time.perf_counter() - t0
+        if not main:  # the other ranks are done: rank 0 evaluates and writes
+            return Run(self.run_dir.path, generator, history, {})
         if total > start:
             self._checkpoint(total)
         if cfg.keep_best and (self.run_dir.path / BEST).is_file():
@@ -179,9 +193,10 @@ class Session:
         self.trainer.load_state(trainer_tensors, state["trainer"])
         step = int(state["step"])
         self.best = state.get("best")
-        self.run_dir.truncate_log(step)
-        self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name})
-        self.reporter.message(f"resuming from {found}")
+        if world().is_main:
+            self.run_dir.truncate_log(step)
+            self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name})
+            self.reporter.message(f"resuming from {found}")
         return step
 
     def _write_samples(self) -> None:

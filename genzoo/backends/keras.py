@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 from genzoo.backends.common import check_state_matches, random_seed, slerp  # noqa: E402
 from genzoo.backends.text import TextSampling  # noqa: E402
 from genzoo.config import TrainConfig  # noqa: E402
+from genzoo.distributed import all_average, world  # noqa: E402
 from genzoo.errors import CheckpointError, ConfigError  # noqa: E402
 from genzoo.protocols import DataInfo  # noqa: E402
 from genzoo.registry import ModelSpec, import_object  # noqa: E402
@@ -195,6 +196,9 @@ class KerasTrainer:
             self.model.compile(optimizer=opt)
             opt.build(self.model.trainable_variables)
         self._lr = cfg.lr
+        if world().enabled:
+            for optimizer in self.optimizers.values():
+                _average_before_apply(optimizer)
 
     def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
         return self.model.train_on_batch(batch, return_dict=True)
@@ -243,6 +247,19 @@ class KerasTrainer:
         for name, variable in variables.items():
             variable.assign(np.asarray(tensors[name]))
         self._lr = values.get("lr", self._lr)
+
+
+def _average_before_apply(optimizer: keras.optimizers.Optimizer) -> None:
+    """Data-parallel Keras on its torch backend: average gradients over ranks first."""
+    if keras.backend.backend() != "torch":
+        raise ConfigError("multi-process Keras training needs KERAS_BACKEND=torch; on "
+                          "TensorFlow use one process (MirroredStrategy for several GPUs)")
+    apply = optimizer.apply
+
+    def averaged(grads: Any, trainable_variables: Any = None) -> Any:
+        return apply(all_average(list(grads)), trainable_variables)
+
+    optimizer.apply = averaged
 
 
 def make_trainer(generator: KerasGenerator, cfg: TrainConfig) -> KerasTrainer:

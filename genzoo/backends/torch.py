@@ -25,6 +25,7 @@ import torch
 from genzoo.backends.common import check_state_matches, random_seed, slerp
 from genzoo.backends.text import TextSampling
 from genzoo.config import TrainConfig
+from genzoo.distributed import average_gradients, world
 from genzoo.errors import ConfigError
 from genzoo.protocols import DataInfo
 from genzoo.registry import ModelSpec, import_object
@@ -34,7 +35,7 @@ def resolve_device(name: str) -> torch.device:
     """Map ``auto|cpu|cuda|cuda:N|mps`` to a device, refusing ones that are absent."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", world().local_rank)
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -163,11 +164,16 @@ class TorchTrainer:
             self.module, "train_step", None)
 
     def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """Zero, backpropagate, clip and step one optimizer (custom steps use this too)."""
+        """Zero, backpropagate, average over ranks, clip and step one optimizer.
+
+        Custom steps (the GAN's two updates) call this too, so data-parallel training
+        works for every model.
+        """
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        average_gradients(params)  # a no-op in a single process
         if self.cfg.grad_clip > 0:
-            params = [p for group in optimizer.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         optimizer.step()
 

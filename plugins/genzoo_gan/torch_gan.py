@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.distributed import global_draw
 from genzoo.errors import ConfigError
 from genzoo.protocols import DataInfo
 from genzoo_gan.config import GANConfig
@@ -93,6 +94,9 @@ class GAN(nn.Module):
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
+        if generator is None:  # training: each rank takes its slice of the global draw
+            return global_draw(lambda shape: torch.randn(shape, device=device),
+                               (n, self.config.latent_dim))
         return torch.randn(n, self.config.latent_dim, generator=generator, device=device)
 
     # -- training --------------------------------------------------------------------------

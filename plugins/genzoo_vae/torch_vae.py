@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genzoo.distributed import global_draw
 from genzoo.errors import ConfigError
 from genzoo.protocols import DataInfo
 from genzoo_vae.config import VAEConfig, binarize
@@ -81,10 +82,12 @@ class VAE(nn.Module):
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The negative ELBO in nats per image, and its two terms."""
-        if self.training:
-            x = torch.bernoulli(x)  # dynamic binarisation: a fresh binary image every step
+        if self.training:  # dynamic binarisation: a fresh binary image every step
+            u = global_draw(lambda shape: torch.rand(shape, device=x.device), tuple(x.shape))
+            x = (u < x).float()
         mu, logvar = self.encode(x)
-        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)  # reparameterisation
+        eps = global_draw(lambda shape: torch.randn(shape, device=mu.device), tuple(mu.shape))
+        z = mu + (0.5 * logvar).exp() * eps  # reparameterisation
         recon = bernoulli_nll(self.decode(z), x).flatten(1).sum(1).mean()
         kl = gaussian_kl(mu, logvar).sum(1).mean()
         return recon + kl, {"recon": recon, "kl": kl}

@@ -1,0 +1,159 @@
+"""Data-parallel training on torch.distributed, for every torch model and for Keras
+models on Keras's torch backend.
+
+Launch with ``torchrun --nproc_per_node N -m genzoo train ...`` or
+``genzoo train ... --nproc N``. Each process trains on its slice of every global batch;
+after each backward pass the gradients are averaged across processes with one
+all-reduce per optimizer step (gloo on CPU, NCCL on GPUs), before clipping and the
+optimizer step, so every rank holds identical weights after every step. All ranks start
+from the same seed and keep identical random streams; models that draw their noise for
+the global batch (:func:`global_draw`) train exactly as one process would.
+Rank 0 alone writes logs, checkpoints and samples.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from genzoo.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+_WORLD = World()
+
+
+def world() -> World:
+    """This process's place in the job (a single process when not launched by torchrun)."""
+    return _WORLD
+
+
+def timeout_s() -> float:
+    """How long a collective may wait for a dead or stuck rank before the job fails."""
+    return float(os.environ.get("GENZOO_DIST_TIMEOUT", "60"))
+
+
+def init_from_env() -> World:
+    """Join the process group described by torchrun's environment variables, if any."""
+    global _WORLD
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1 or _WORLD.enabled:
+        return _WORLD
+    import torch
+    import torch.distributed as dist
+
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s()))
+    _WORLD = World(dist.get_rank(), dist.get_world_size(), local_rank)
+    return _WORLD
+
+
+def shutdown() -> None:
+    global _WORLD
+    if _WORLD.enabled:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        _WORLD = World()
+
+
+def local_batch(global_batch: int) -> int:
+    """Each rank's share of a global batch, which must divide evenly."""
+    w = world()
+    if global_batch % w.size:
+        raise ConfigError(f"the global batch of {global_batch} does not split evenly over "
+                          f"{w.size} processes; choose a multiple of {w.size}")
+    return global_batch // w.size
+
+
+class Sharded:
+    """A rank's slice of every global batch of a batch stream."""
+
+    def __init__(self, batches: Any):
+        self.batches = batches
+        self.steps_per_epoch = batches.steps_per_epoch
+        self.per_rank = local_batch(batches.batch_size)
+
+    def __call__(self, step: int) -> Any:
+        w = world()
+        return self.batches(step)[w.rank * self.per_rank:(w.rank + 1) * self.per_rank]
+
+
+def all_average(tensors: list[Any]) -> list[Any]:
+    """The mean of each tensor over ranks: one flat all-reduce for all of them."""
+    if not world().enabled or not tensors:
+        return tensors
+    import torch
+    import torch.distributed as dist
+
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world().size
+    out, offset = [], 0
+    for t in tensors:
+        out.append(flat[offset:offset + t.numel()].view_as(t))
+        offset += t.numel()
+    return out
+
+
+def average_gradients(params: list[Any]) -> None:
+    """Average the gradients of ``params`` over ranks, in place, before clipping."""
+    if not world().enabled:
+        return
+    import torch
+
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    for p, g in zip(params, all_average(grads)):
+        p.grad = g
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's value of ``obj`` on every rank."""
+    if not world().enabled:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier() -> None:
+    if world().enabled:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def global_draw(draw: Any, local_shape: tuple[int, ...]) -> Any:
+    """Draw noise for the global batch and return this rank's slice.
+
+    ``draw(shape)`` is called with the global shape (the first dimension times the world
+    size). Every rank draws the same numbers (their random streams are identical), so a
+    model whose noise comes from here trains the same on N processes as on one.
+    """
+    w = world()
+    if not w.enabled:
+        return draw(local_shape)
+    n = local_shape[0]
+    full = draw((n * w.size, *local_shape[1:]))
+    return full[w.rank * n:(w.rank + 1) * n]
