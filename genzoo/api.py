@@ -46,6 +46,9 @@ def plan(name: str, backend: str | None = None, preset: str | None = None, *,
         backend = "torch" if "torch" in available else available[0]
     spec = registry.model(name, backend or "torch")
     model_cfg, train_cfg = resolve(spec.config, spec.preset(preset), overrides)
+    if spec.backend == "keras" and train_cfg.precision != "fp32":
+        raise ConfigError("precision=bf16 is supported by the torch backend; Keras models "
+                          "train in fp32 here")
     data = data or spec.default_dataset
     if data in registry.datasets:
         if registry.datasets[data].kind != spec.kind:

@@ -168,6 +168,10 @@ def plugins(as_json: bool, verbose: bool) -> None:
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
 @click.option("--seed", type=int, default=None)
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--compile", "compile_", is_flag=True, default=None,
+              help="torch.compile the model (torch); XLA (Keras on TensorFlow).")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
+              help="bf16: autocast the forward pass (torch) [fp32].")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run directory [default: runs/<model>-<backend>-<UTC time>].")
@@ -182,7 +186,8 @@ def plugins(as_json: bool, verbose: bool) -> None:
               help="Train data-parallel in N processes (launches torchrun for you).")
 def train(model: str, backend: str | None, preset: str | None, data: str | None, epochs: int | None,
           steps: int | None, batch_size: int | None, lr: float | None, seed: int | None,
-          device: str | None, checkpoint_every: int | None, out: Path | None,
+          device: str | None, compile_: bool | None, precision: str | None,
+          checkpoint_every: int | None, out: Path | None,
           assignments: tuple[str, ...], resume: Path | None, overwrite: bool,
           allow_changes: bool, nproc: int | None) -> None:
     """Train MODEL and write a run directory.
@@ -203,7 +208,8 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
         return _launch_torchrun(nproc, out or api.default_out(model, backend or "torch"))
     overrides: dict[str, Any] = parse_assignments(assignments)
     flags = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr,
-             "seed": seed, "device": device, "checkpoint_every": checkpoint_every}
+             "seed": seed, "device": device, "checkpoint_every": checkpoint_every,
+             "compile": compile_ or None, "precision": precision}
     overrides.update({k: v for k, v in flags.items() if v is not None})
     if epochs is not None and steps is None:
         overrides["steps"] = None  # --epochs replaces a preset's step count

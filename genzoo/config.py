@@ -57,6 +57,8 @@ class TrainConfig:
     keep_best: bool = False  # save the weights of the best validation loss, not the last
     seed: int = 0  # seeds weights, data order and sampling
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (torch), mixed policy (Keras)
+    compile: bool = False  # torch.compile the model's loss (torch); XLA (Keras on TensorFlow)
 
     def validate(self) -> None:
         positive = ("batch_size", "log_every")

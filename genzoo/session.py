@@ -127,9 +127,10 @@ class Session:
     def _eval_sources(self, data: Any, text_val: Any) -> tuple[Any, Any]:
         """Validation batches (during training) and test batches (at the end).
 
-        Text: the mean over ``eval_batches`` random windows of the validation split, as
-        nanoGPT estimates it (the same windows at every evaluation), and a full pass over
-        every non-overlapping window at the end. Images: the whole split, in order.
+        Text: the mean over ``eval_batches`` batches of random windows of the validation
+        split, fresh at every evaluation (drawn from the step, so a resumed run sees the
+        same ones), as nanoGPT estimates it; and a full pass over every non-overlapping
+        window at the end. Images: the whole split, in order.
         """
         from genzoo.data import fixed_batches
         from genzoo.data.text import windows
@@ -138,9 +139,10 @@ class Session:
         if text_val is not None:
             n = cfg.eval_batches or 20
             block = self.plan.model_config.block_size
-            return (lambda: text_val.take(n)), (lambda: windows(data.val, block, cfg.batch_size))
+            return ((lambda step: text_val.take(n, first=step * n)),
+                    (lambda: windows(data.val, block, cfg.batch_size)))
         val = self.generator.prepare_eval(data.val)
-        return ((lambda: fixed_batches(val, cfg.batch_size, cfg.eval_batches)),
+        return ((lambda step: fixed_batches(val, cfg.batch_size, cfg.eval_batches)),
                 (lambda: fixed_batches(self.generator.prepare_eval(data.test), cfg.batch_size)))
 
     def _on_eval(self, step: int, metrics: dict[str, float]) -> None:

@@ -74,12 +74,13 @@ def fit(
     *,
     total_steps: int,
     steps_per_epoch: int,
-    eval_batches: Callable[[], Iterator[np.ndarray]] | None = None,
+    eval_batches: Callable[[int], Iterator[np.ndarray]] | None = None,
     hooks: LoopHooks | None = None,
     start_step: int = 0,
     description: str = "training",
 ) -> History:
-    """Train from ``start_step`` to ``total_steps``; ``batches(step)`` gives each batch.
+    """Train from ``start_step`` to ``total_steps``; ``batches(step)`` gives each batch,
+    ``eval_batches(step)`` the validation batches of the evaluation after ``step``.
 
     Raises:
         Diverged: a logged loss was NaN or infinite; no checkpoint is written after it.
@@ -99,7 +100,7 @@ def fit(
 class _Loop:
     def __init__(self, trainer: Trainer, batches: Callable[[int], np.ndarray], cfg: TrainConfig,
                  total: int, steps_per_epoch: int,
-                 eval_batches: Callable[[], Iterator[np.ndarray]] | None, hooks: LoopHooks):
+                 eval_batches: Callable[[int], Iterator[np.ndarray]] | None, hooks: LoopHooks):
         self.trainer, self.batches, self.cfg = trainer, batches, cfg
         self.total, self.spe = total, steps_per_epoch
         self.eval_batches, self.hooks = eval_batches, hooks
@@ -146,7 +147,7 @@ class _Loop:
 
     def log_eval(self, done: int) -> None:
         assert self.eval_batches is not None
-        metrics = evaluate(self.trainer, self.eval_batches())
+        metrics = evaluate(self.trainer, self.eval_batches(done))
         _guard(metrics, done, "validation")
         record = {"event": "eval", "step": done, "epoch": done / self.spe,
                   **{f"val_{k}": v for k, v in metrics.items()}}

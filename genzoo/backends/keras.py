@@ -180,20 +180,23 @@ class KerasTrainer:
     """Optimises a :class:`KerasGenerator` through ``train_on_batch``."""
 
     def __init__(self, generator: KerasGenerator, cfg: TrainConfig):
+        if cfg.precision != "fp32":
+            raise ConfigError("precision=bf16 is supported by the torch backend; Keras models "
+                              "train in fp32 here")
         self.generator = generator
         self.model = generator.model
         self.cfg = cfg
         configure = getattr(self.model, "configure_optimizers", None)
         if configure is not None:  # the model's compile builds each on its own variables
             self.optimizers = dict(configure(lambda: make_optimizer(cfg)))
-            self.model.compile(**self.optimizers)
+            self.model.compile(**self.optimizers, jit_compile=_jit(cfg))
         else:
             opt = make_optimizer(cfg)
             if cfg.weight_decay:  # decay matrices only, as the torch trainer does
                 opt.exclude_from_weight_decay(
                     var_list=[v for v in self.model.trainable_variables if len(v.shape) < 2])
             self.optimizers = {"optimizer": opt}
-            self.model.compile(optimizer=opt)
+            self.model.compile(optimizer=opt, jit_compile=_jit(cfg))
             opt.build(self.model.trainable_variables)
         self._lr = cfg.lr
         if world().enabled:
@@ -247,6 +250,11 @@ class KerasTrainer:
         for name, variable in variables.items():
             variable.assign(np.asarray(tensors[name]))
         self._lr = values.get("lr", self._lr)
+
+
+def _jit(cfg: TrainConfig) -> Any:
+    """``compile=true``: XLA on TensorFlow; otherwise Keras decides ("auto")."""
+    return True if cfg.compile and keras.backend.backend() == "tensorflow" else "auto"
 
 
 def _average_before_apply(optimizer: keras.optimizers.Optimizer) -> None:

@@ -16,7 +16,7 @@ A torch plugin supplies an ``nn.Module`` built as ``Module(config, data_info)`` 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -162,6 +162,14 @@ class TorchTrainer:
             self.optimizers = {"opt": make_optimizer(self.module.parameters(), cfg)}
         self._custom_step: Callable[..., Mapping[str, Any]] | None = getattr(
             self.module, "train_step", None)
+        loss = getattr(self.module, "loss", None)  # models with a custom step may have none
+        self._loss = torch.compile(loss) if cfg.compile and loss is not None else loss
+
+    def autocast(self) -> Any:
+        """bf16 autocast for the forward pass when ``precision=bf16`` (CPU and CUDA alike)."""
+        if self.cfg.precision != "bf16":
+            return nullcontext()
+        return torch.autocast(self.generator.device.type, dtype=torch.bfloat16)
 
     def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
         """Zero, backpropagate, average over ranks, clip and step one optimizer.
@@ -180,9 +188,10 @@ class TorchTrainer:
     def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
         x = self.generator.to_tensor(batch)
         self.module.train()
-        if self._custom_step is not None:
-            return self._custom_step(x, self)
-        loss, metrics = self.module.loss(x)
+        with self.autocast():
+            if self._custom_step is not None:
+                return self._custom_step(x, self)
+            loss, metrics = self._loss(x)
         self.backward(loss, self.optimizers["opt"])
         return {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
 

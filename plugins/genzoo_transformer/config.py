@@ -27,9 +27,9 @@ class TransformerConfig(ModelConfig):
         require(self.sample_chars >= 0, "sample_chars", "must not be negative")
 
 
-# nanoGPT's Shakespeare-char recipe: AdamW (0.9, 0.99), weight decay 0.1 on matrices,
-# gradient clipping at 1, 100 warm-up steps, cosine decay from 1e-3 to 1e-4.
-_NANOGPT = {"optimizer": "adamw", "lr": 1e-3, "min_lr": 1e-4, "lr_schedule": "cosine",
+# nanoGPT's Shakespeare-char recipe: no biases, AdamW (0.9, 0.99), weight decay 0.1 on
+# matrices, gradient clipping at 1, 100 warm-up steps, cosine decay from 1e-3 to 1e-4.
+_NANOGPT = {"bias": False, "optimizer": "adamw", "lr": 1e-3, "min_lr": 1e-4, "lr_schedule": "cosine",
             "warmup_steps": 100, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.1,
             "grad_clip": 1.0, "keep_best": True}
 

@@ -1,0 +1,204 @@
+"""Throughput, memory, warm-up and overhead for every registered (model, backend).
+
+Parametrised over the registry and the devices present (CPU always, CUDA when there is
+one). Full runs use each family's real preset on real data; ``GENZOO_BENCH_SMOKE=1``
+uses the tiny presets for two steps, so CI runs every benchmark once.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bench_support import SMOKE, record
+from genzoo.registry import get_registry
+
+FULL = {"vae": ("mlp", "mnist"), "gan": ("dcgan", "mnist"),
+        "transformer": ("nanogpt-cpu", "tiny-shakespeare")}
+STEPS = 2 if SMOKE else 50
+ROUNDS = 1 if SMOKE else 5
+PAIRS = sorted(get_registry().models)
+
+
+def _devices() -> list[str]:
+    try:
+        import torch
+
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    except ImportError:
+        return ["cpu"]
+
+
+CASES = [(n, b, d) for n, b in PAIRS for d in _devices() if b == "torch" or d == "cpu"]
+IDS = [f"{n}-{b}-{d}" for n, b, d in CASES]
+
+# Peak dense bf16 TFLOP/s of common accelerators (spec sheets); others: GENZOO_PEAK_TFLOPS.
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
+
+
+def peak_tflops(device: str) -> float | None:
+    if os.environ.get("GENZOO_PEAK_TFLOPS"):
+        return float(os.environ["GENZOO_PEAK_TFLOPS"])
+    if device == "cuda":
+        import torch
+
+        name = torch.cuda.get_device_name()
+        return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+    return None
+
+
+def setup(name: str, backend: str, device: str, **overrides: Any) -> dict[str, Any]:
+    """Model, trainer and batches for one benchmark case."""
+    import genzoo
+    from genzoo.api import plan
+    from genzoo.backends import get_backend
+    from genzoo.data import load_dataset
+
+    preset, data_name = ("tiny", None) if SMOKE else FULL.get(name, ("tiny", None))
+    spec = get_registry().model(name, backend)
+    p = plan(name, backend, preset, data=data_name, **overrides)
+    data = load_dataset(p.data, spec.kind)
+    cfg = p.train_config
+    if spec.kind == "text":
+        block = p.model_config.block_size
+        batches = data.train_batches(cfg.batch_size, cfg.seed, block_size=block)
+        items, unit = cfg.batch_size * block, "tokens"
+    else:
+        batches = data.train_batches(cfg.batch_size, cfg.seed)
+        items, unit = cfg.batch_size, "images"
+    gen = genzoo.create(name, backend, preset, data=p.data, device=device, **overrides)
+    trainer = get_backend(backend).make_trainer(gen, cfg)
+    return {"gen": gen, "trainer": trainer, "batches": batches, "cfg": cfg, "items": items,
+            "unit": unit, "plan": p, "data": data}
+
+
+def _genzoo_runner(case: dict[str, Any]):
+    from genzoo.training import fit
+
+    cfg, batches = case["cfg"], case["batches"]
+
+    def run(start: int, steps: int) -> None:
+        fit(case["trainer"], batches, cfg, total_steps=start + steps,
+            steps_per_epoch=batches.steps_per_epoch, start_step=start)
+
+    return run
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
+
+
+@pytest.mark.parametrize(("name", "backend", "device"), CASES, ids=IDS)
+def test_train_throughput(benchmark, name: str, backend: str, device: str) -> None:
+    case = setup(name, backend, device)
+    run = _genzoo_runner(case)
+    t0 = time.perf_counter()
+    run(0, 1)  # the first step: tracing, allocation, warm-up
+    _sync(device)
+    first_step = time.perf_counter() - t0
+    state = {"step": 1}
+
+    def steps() -> None:
+        run(state["step"], STEPS)
+        _sync(device)
+        state["step"] += STEPS
+
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    benchmark.pedantic(steps, rounds=ROUNDS, iterations=1)
+    per_s = case["items"] * STEPS / benchmark.stats.stats.median
+    info = {f"{case['unit']}_per_s": per_s, "first_step_s": first_step,
+            "step_ms": 1e3 * benchmark.stats.stats.median / STEPS,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device == "cuda":
+        import torch
+
+        info["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if name == "transformer":
+        flops = transformer_flops_per_token(case["gen"])
+        info["model_tflops"] = flops * per_s / 1e12
+        peak = peak_tflops(device)
+        if peak:
+            info["mfu"] = info["model_tflops"] / peak
+    benchmark.extra_info.update(info)
+    record(f"{name} {backend} {device}: train {case['unit']}/s",
+           f"{per_s:,.0f} (first step {first_step:.2f} s, {info['step_ms']:.1f} ms/step)")
+
+
+def transformer_flops_per_token(gen: Any) -> float:
+    """Training FLOPs per token: 6 N for the matmuls plus attention (the PaLM estimate)."""
+    cfg = gen.config
+    n = gen.num_parameters() - gen.config.block_size * cfg.n_embd  # no position embeddings
+    return 6 * n + 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
+
+
+@pytest.mark.parametrize(("name", "backend", "device"), CASES, ids=IDS)
+def test_sample_throughput(benchmark, name: str, backend: str, device: str) -> None:
+    case = setup(name, backend, device)
+    gen = case["gen"]
+    if case["unit"] == "tokens":
+        tokens = 16 if SMOKE else 200
+        rates = {}
+        for cached in (True, False):
+            t0 = time.perf_counter()
+            gen.generate("\n", max_new_tokens=tokens, seed=0, cache=cached)
+            rates[cached] = tokens / (time.perf_counter() - t0)
+        benchmark.pedantic(gen.generate, args=("\n",), kwargs={"max_new_tokens": tokens,
+                           "seed": 0}, rounds=ROUNDS, iterations=1)
+        benchmark.extra_info.update(tokens_per_s_cached=rates[True],
+                                    tokens_per_s_uncached=rates[False])
+        record(f"{name} {backend} {device}: generate tokens/s cached / uncached",
+               f"{rates[True]:,.0f} / {rates[False]:,.0f}")
+        return
+    n = 16 if SMOKE else 256
+    gen.sample(n, seed=0)  # warm-up
+    benchmark.pedantic(gen.sample, args=(n,), kwargs={"seed": 0}, rounds=ROUNDS, iterations=1)
+    per_s = n / benchmark.stats.stats.median
+    benchmark.extra_info["images_per_s"] = per_s
+    record(f"{name} {backend} {device}: sample images/s", f"{per_s:,.0f}")
+
+
+TORCH_CASES = [(n, d) for n, b, d in CASES if b == "torch"]
+
+
+@pytest.mark.parametrize(("name", "device"), TORCH_CASES, ids=[f"{n}-{d}" for n, d in TORCH_CASES])
+def test_overhead_against_handwritten_torch(benchmark, name: str, device: str) -> None:
+    """genzoo's loop and a minimal hand-written loop, alternated in one process."""
+    if device != "cpu":
+        pytest.skip("the hand-written baselines run on the CPU")
+    from handwritten import LOOPS
+
+    case = setup(name, "torch", device)
+    ours = _genzoo_runner(case)
+    import genzoo
+
+    twin = genzoo.create(name, "torch", case["plan"].preset, data=case["plan"].data)
+    theirs = LOOPS[name](twin.module, case["batches"], case["cfg"].lr)
+    ours(0, 2)
+    theirs(0, 2)
+    times: dict[str, list[float]] = {"genzoo": [], "hand": []}
+    state = {"step": 2}
+
+    def both() -> None:
+        for key, fn in (("genzoo", ours), ("hand", theirs)):
+            t0 = time.perf_counter()
+            fn(state["step"], STEPS)
+            times[key].append(time.perf_counter() - t0)
+        state["step"] += STEPS
+
+    benchmark.pedantic(both, rounds=ROUNDS, iterations=1)
+    ratio = float(np.median(times["hand"]) / np.median(times["genzoo"]))
+    benchmark.extra_info.update(throughput_ratio=ratio,
+                                genzoo_step_ms=1e3 * float(np.median(times["genzoo"])) / STEPS,
+                                handwritten_step_ms=1e3 * float(np.median(times["hand"])) / STEPS)
+    record(f"{name} torch {device}: genzoo / hand-written throughput", f"{ratio:.3f}")
