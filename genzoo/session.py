@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
+from functools import lru_cache
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -220,6 +221,7 @@ class Session:
         self.run_dir.write_json(RunDir.META, {
             "status": status,
             "genzoo": __version__,
+            "genzoo_commit": _git_commit(),
             "plugin": {"name": spec.plugin,
                        "distribution": plugin.distribution if plugin else "?",
                        "version": plugin.version if plugin else "?"},
@@ -239,6 +241,20 @@ class Session:
 
 def _strip(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in ("event",)}
+
+
+@lru_cache(maxsize=1)
+def _git_commit() -> str | None:
+    """The commit of a genzoo checkout (None for an installed release)."""
+    import subprocess
+    from pathlib import Path
+
+    try:
+        out = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()[:12] if out.returncode == 0 else None
 
 
 def _plugins() -> tuple[Any, ...]:
