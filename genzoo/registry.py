@@ -165,30 +165,27 @@ class Registry:
 
     # -- filling ---------------------------------------------------------------------------
     def _add_model(self, spec: ModelSpec, info: PluginInfo) -> None:
-        if not isinstance(spec, ModelSpec):
-            raise PluginError(f"register() expects a ModelSpec, got {type(spec).__name__}")
-        spec = _with_plugin(spec, info.name)
-        existing = self.models.get(spec.key)
-        if existing is not None:
-            raise PluginError(
-                f"model '{spec.name}' ({spec.backend}) is registered by both plugin "
-                f"'{existing.plugin}' and plugin '{info.name}'; keeping '{existing.plugin}'"
-            )
-        self.models[spec.key] = spec
-        info.models.append(f"{spec.name}/{spec.backend}")
+        label = f"model '{getattr(spec, 'name', '?')}' ({getattr(spec, 'backend', '?')})"
+        key = _add(self.models, ModelSpec, lambda s: s.key, spec, info, label)
+        info.models.append("/".join(key))
 
     def _add_dataset(self, spec: DatasetSpec, info: PluginInfo) -> None:
-        if not isinstance(spec, DatasetSpec):
-            raise PluginError(f"register() expects a DatasetSpec, got {type(spec).__name__}")
-        spec = _with_plugin(spec, info.name)
-        existing = self.datasets.get(spec.name)
-        if existing is not None:
-            raise PluginError(
-                f"dataset '{spec.name}' is registered by both plugin '{existing.plugin}' "
-                f"and plugin '{info.name}'; keeping '{existing.plugin}'"
-            )
-        self.datasets[spec.name] = spec
-        info.datasets.append(spec.name)
+        label = f"dataset '{getattr(spec, 'name', '?')}'"
+        info.datasets.append(_add(self.datasets, DatasetSpec, lambda s: s.name, spec, info, label))
+
+
+def _add(table: dict[Any, Any], cls: type, key_of: Callable[[Any], Any], spec: Any,
+         info: PluginInfo, label: str) -> Any:
+    """Add a spec under its key; a second plugin claiming the key is refused, naming both."""
+    if not isinstance(spec, cls):
+        raise PluginError(f"register() expects a {cls.__name__}, got {type(spec).__name__}")
+    key = key_of(spec)
+    existing = table.get(key)
+    if existing is not None:
+        raise PluginError(f"{label} is registered by both plugin '{existing.plugin}' and "
+                          f"plugin '{info.name}'; keeping '{existing.plugin}'")
+    table[key] = _with_plugin(spec, info.name)
+    return key
 
 
 def _with_plugin(spec: Any, plugin: str) -> Any:
