@@ -10,6 +10,7 @@ figure carries its provenance.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ EXTRA = [("images_per_s", "images/s", "{:,.0f}"), ("tokens_per_s", "tokens/s", "
 
 
 def _versions() -> dict[str, str]:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     found = {}
     for module in ("torch", "tensorflow", "keras", "numpy"):
         try:
