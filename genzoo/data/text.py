@@ -21,7 +21,7 @@ class CharTokenizer:
     Examples:
         >>> tok = CharTokenizer.from_text("hello")
         >>> tok.vocab, tok.encode("hell").tolist(), tok.decode([3, 2])
-        ('ehlo', [1, 0, 2, 2], 'lh')
+        ('ehlo', [1, 0, 2, 2], 'ol')
     """
 
     def __init__(self, vocab: str):
