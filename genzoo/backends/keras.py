@@ -211,11 +211,13 @@ class KerasTrainer:
         # evaluates never changes what it trains to.
         rng = [(v, keras.ops.convert_to_numpy(v)) for k, v in self._state_variables().items()
                if k.startswith("rng.")]
+        torch_rng = _torch_rng()
         try:
             return self.model.test_on_batch(batch, return_dict=True)
         finally:
             for variable, value in rng:
                 variable.assign(value)
+            _set_torch_rng(torch_rng)
 
     def to_floats(self, metrics: Mapping[str, Any]) -> dict[str, float]:
         return {k: float(v) for k, v in metrics.items()}
@@ -241,15 +243,40 @@ class KerasTrainer:
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         variables = self._state_variables()
         tensors = {k: keras.ops.convert_to_numpy(v) for k, v in variables.items()}
+        torch_rng = _torch_rng()
+        if torch_rng is not None:
+            tensors[TORCH_RNG] = torch_rng
         return tensors, {"paths": {k: v.path for k, v in variables.items()}, "lr": self._lr}
 
     def load_state(self, tensors: Mapping[str, np.ndarray], values: Mapping[str, Any]) -> None:
         variables = self._state_variables()
+        tensors = dict(tensors)
+        _set_torch_rng(tensors.pop(TORCH_RNG, None))
         check_state_matches({k: tuple(v.shape) for k, v in variables.items()}, tensors,
                             "this trainer's optimizer state")
         for name, variable in variables.items():
             variable.assign(np.asarray(tensors[name]))
         self._lr = values.get("lr", self._lr)
+
+
+# On Keras's torch backend, layers whose SeedGenerator has no explicit seed (Dropout)
+# draw from torch's global generator: its state is part of the training state too.
+TORCH_RNG = "rng.torch_global"
+
+
+def _torch_rng() -> np.ndarray | None:
+    if keras.backend.backend() != "torch":
+        return None
+    import torch
+
+    return torch.get_rng_state().numpy()
+
+
+def _set_torch_rng(state: np.ndarray | None) -> None:
+    if state is not None and keras.backend.backend() == "torch":
+        import torch
+
+        torch.set_rng_state(torch.from_numpy(np.array(state)))
 
 
 def _jit(cfg: TrainConfig) -> Any:
