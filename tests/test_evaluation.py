@@ -75,9 +75,10 @@ def test_the_iwae_bound_tightens_with_k(backend, tmp_path) -> None:
     nll = {k: -log_likelihoods(run.generator, x, k).mean() for k in (1, 10, 100, 1000)}
     # k = 1 is the ELBO estimate: it matches the loop's test negative ELBO.
     assert nll[1] == pytest.approx(run.metrics["test"]["loss"], rel=0.02)
-    assert nll[1000] < nll[100] < nll[10] < nll[1]  # the bound tightens as k grows
-    assert nll[10] - nll[100] < nll[1] - nll[10]  # and the steps shrink: it converges
-    assert nll[100] - nll[1000] < nll[10] - nll[100]
+    assert nll[100] < nll[10] < nll[1]  # the bound tightens as k grows...
+    assert nll[1000] < nll[100] + 0.01  # (within Monte Carlo noise once converged)
+    assert nll[10] - nll[100] < nll[1] - nll[10]  # ...by less and less: it converges
+    assert abs(nll[100] - nll[1000]) < nll[10] - nll[100]
 
 
 def test_genzoo_eval_for_an_image_model_writes_its_protocol(tmp_path) -> None:
