@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from genzoo.checkpoint import RunDir, atomic_write_json, read_json
+from genzoo.checkpoint import RunDir, atomic_write_json
 from genzoo.config import TrainConfig, from_dict
 from genzoo.progress import Reporter
 from genzoo.registry import get_registry, import_object
@@ -111,7 +111,3 @@ def text_metrics(generator: Any, data: Any, saved: dict[str, Any]
                 "full": f"every non-overlapping window of {block} characters",
                 "characters": int(len(data.val))}
     return metrics, protocol
-
-
-def read_eval(run: str | Path) -> dict[str, Any]:
-    return read_json(Path(run) / "eval.json")

@@ -11,13 +11,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import import_module
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 from genzoo.errors import LookupFailed, PluginError, did_you_mean
 from genzoo.plugins import PluginInfo, get_plugin_manager
 
-Backend = Literal["torch", "keras"]
-Kind = Literal["image", "text"]
 BACKENDS: tuple[str, ...] = ("torch", "keras")
 KINDS: tuple[str, ...] = ("image", "text")
 

@@ -209,8 +209,7 @@ class KerasTrainer:
     def eval_step(self, batch: np.ndarray) -> Mapping[str, Any]:
         # Evaluation must not advance the model's seed generators: how often a run
         # evaluates never changes what it trains to.
-        rng = [(v, keras.ops.convert_to_numpy(v)) for k, v in self._state_variables().items()
-               if k.startswith("rng.")]
+        rng = [(v, keras.ops.convert_to_numpy(v)) for v in self._rng_variables()]
         torch_rng = _torch_rng()
         try:
             return self.model.test_on_batch(batch, return_dict=True)
@@ -229,6 +228,13 @@ class KerasTrainer:
             self._lr = lr
 
     # -- checkpoint state ------------------------------------------------------------------
+    def _rng_variables(self) -> list[Any]:
+        """The model's seed-generator states (fixed once the model is built)."""
+        if not hasattr(self, "_rng_cache"):
+            self._rng_cache = [v for k, v in self._state_variables().items()
+                               if k.startswith("rng.")]
+        return self._rng_cache
+
     def _state_variables(self) -> dict[str, Any]:
         found: dict[str, Any] = {}
         for name, opt in self.optimizers.items():
