@@ -13,6 +13,7 @@ Rank 0 alone writes logs, checkpoints and samples.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -64,15 +65,35 @@ def init_from_env() -> World:
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s()))
     _WORLD = World(dist.get_rank(), dist.get_world_size(), local_rank)
+    # A script that never calls shutdown() must still leave the group while Python is
+    # whole: gloo's threads abort the process if the group outlives the interpreter.
+    atexit.register(_leave_at_exit)
     return _WORLD
 
 
 def shutdown() -> None:
+    """Leave the process group once every rank has finished.
+
+    The barrier keeps a rank from tearing down its connections while a peer is still
+    inside the last collective: gloo aborts a process whose peer vanishes mid-operation
+    ("terminate called without an active exception").
+    """
     global _WORLD
     if _WORLD.enabled:
         import torch.distributed as dist
 
+        dist.barrier()
         dist.destroy_process_group()
+        _WORLD = World()
+
+
+def _leave_at_exit() -> None:
+    global _WORLD
+    if _WORLD.enabled:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
         _WORLD = World()
 
 
