@@ -49,8 +49,10 @@ def machine(data: dict[str, Any]) -> str:
         f"- CPU: {cpu.get('brand_raw', platform.processor() or '?')}, "
         f"{cpu.get('count', '?')} cores",
         f"- Python {info.get('python_version', platform.python_version())}; "
-        + ", ".join(f"{k} {v}" for k, v in _versions().items()),
+        + ", ".join(f"{k} {v}" for k, v in (info.get("genzoo_versions") or _versions()).items()),
     ]
+    if info.get("gpu"):
+        lines.insert(2, f"- GPU: {info['gpu']}")
     commit = data.get("commit_info", {})
     if commit.get("id"):
         lines.append(f"- genzoo commit {commit['id'][:12]}")

@@ -59,6 +59,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (torch), mixed policy (Keras)
     compile: bool = False  # torch.compile the model's loss (torch); XLA (Keras on TensorFlow)
+    find_unused_parameters: bool = False  # DDP: allow parameters a step leaves unused
 
     def validate(self) -> None:
         positive = ("batch_size", "log_every")

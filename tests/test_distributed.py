@@ -20,17 +20,28 @@ TINY = ["--preset", "tiny", "--steps", "40", "--checkpoint-every", "10",
 
 # Each rank trains through the Python API and saves the weights it ends with.
 PER_RANK = textwrap.dedent("""
-    import os, signal, sys, threading
+    import json, os, signal, sys, threading
+    import torch
     import genzoo
     from genzoo.checkpoint import save_tensors
     from genzoo.distributed import world
 
+    wrapped = []  # the networks the trainer handed to DistributedDataParallel
+    ddp_init = torch.nn.parallel.DistributedDataParallel.__init__
+    def counting_init(self, module, *args, **kwargs):
+        wrapped.append(type(module).__name__)
+        ddp_init(self, module, *args, **kwargs)
+    torch.nn.parallel.DistributedDataParallel.__init__ = counting_init
+
     out, model, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    preset = sys.argv[4] if len(sys.argv) > 4 else "tiny"
     if os.environ.get("KILL_RANK") == os.environ["RANK"]:
         threading.Timer(float(os.environ["KILL_AFTER"]),
                         lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
-    run = genzoo.train(model, "torch", "tiny", steps=steps, out=out)
+    run = genzoo.train(model, "torch", preset, steps=steps, out=out, checkpoint_every=0)
     save_tensors(f"{out}/rank{world().rank}.safetensors", run.generator.state())
+    with open(f"{out}/ddp{world().rank}.json", "w") as f:
+        json.dump(wrapped, f)
 """)
 
 
@@ -61,6 +72,9 @@ def test_two_processes_match_one_and_each_other(model, script, tmp_path) -> None
     assert result.returncode == 0, result.stderr[-3000:]
     rank0, rank1 = load_tensors(two / "rank0.safetensors"), load_tensors(two / "rank1.safetensors")
     assert _max_diff(rank0, rank1) == 0.0  # every rank holds identical weights
+    # Trained with DistributedDataParallel: the VAE's loss, the GAN's two networks.
+    wrapped = json.loads((two / "ddp0.json").read_text())
+    assert wrapped == (["_Loss"] if model == "vae" else ["Sequential", "Sequential"])
     if model == "vae":  # (the GAN's dropout masks depend on the local batch shape)
         one = run_genzoo("train", model, "--preset", "tiny", "--steps", "40", "--out",
                          str(tmp_path / "one"))
@@ -73,6 +87,15 @@ def test_two_processes_match_one_and_each_other(model, script, tmp_path) -> None
     assert steps == sorted(set(steps))
     config = json.loads((two / "config.json").read_text())
     assert config["world_size"] == 2
+
+
+def test_batch_norm_statistics_agree_across_ranks(script, tmp_path) -> None:
+    """The DCGAN generator's running statistics, not only its weights, match on every rank."""
+    result = torchrun(script, str(tmp_path), "gan", "4", "dcgan")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0 = load_tensors(tmp_path / "rank0.safetensors")
+    assert any("running_mean" in k for k in rank0)
+    assert _max_diff(rank0, load_tensors(tmp_path / "rank1.safetensors")) == 0.0
 
 
 def test_genzoo_train_nproc_and_resume(tmp_path) -> None:

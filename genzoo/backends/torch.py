@@ -11,6 +11,13 @@ A torch plugin supplies an ``nn.Module`` built as ``Module(config, data_info)`` 
   (the GAN);
 - optionally ``render(z) -> images`` and ``noise(n, generator) -> z`` for latent
   interpolation.
+
+Under ``torchrun`` the trainer trains with :class:`~torch.nn.parallel.DistributedDataParallel`:
+the default step runs ``loss`` through a DDP wrapper, and a custom step routes each
+network's forward pass through ``trainer.parallel(network)`` (the GAN does this for G
+and D). Gradients of any parameter no wrapper covers are averaged by one flat all-reduce
+before the optimizer step, so a custom step that never calls ``parallel`` still trains
+correctly, only without DDP's overlap of communication with the backward pass.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import torch
 from genzoo.backends.common import check_state_matches, random_seed, slerp
 from genzoo.backends.text import TextSampling
 from genzoo.config import TrainConfig
-from genzoo.distributed import average_gradients, world
+from genzoo.distributed import all_average, average_gradients, world
 from genzoo.errors import ConfigError
 from genzoo.protocols import DataInfo
 from genzoo.registry import ModelSpec, import_object
@@ -148,6 +155,17 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> to
     return cls(groups, **kwargs)
 
 
+class _Loss(torch.nn.Module):
+    """A model's ``loss`` as a module's forward pass, so DDP can wrap it."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.model.loss(x)
+
+
 class TorchTrainer:
     """Optimises a :class:`TorchGenerator`; one class serves every torch model."""
 
@@ -162,8 +180,35 @@ class TorchTrainer:
             self.optimizers = {"opt": make_optimizer(self.module.parameters(), cfg)}
         self._custom_step: Callable[..., Mapping[str, Any]] | None = getattr(
             self.module, "train_step", None)
+        self._wrapped: dict[int, torch.nn.Module] = {}  # id(network) -> its DDP wrapper
+        self._synced: set[int] = set()  # ids of the parameters DDP averages
         loss = getattr(self.module, "loss", None)  # models with a custom step may have none
+        if loss is not None and self._custom_step is None and world().enabled:
+            loss = self.parallel(_Loss(self.module))
         self._loss = torch.compile(loss) if cfg.compile and loss is not None else loss
+
+    def parallel(self, network: torch.nn.Module) -> torch.nn.Module:
+        """``network`` wrapped in DistributedDataParallel under torchrun; itself otherwise.
+
+        A custom ``train_step`` calls each network it trains through this wrapper, so
+        DDP averages its gradients during the backward pass. The wrapper is made once.
+        """
+        if not world().enabled:
+            return network
+        if id(network) not in self._wrapped:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device = self.generator.device
+            if device.type == "cuda":
+                # Batch norm over the global batch, as one process would compute it
+                # (converted in place: the optimizer keeps the same parameters). On the
+                # CPU, where SyncBatchNorm cannot run, train_step averages the buffers.
+                torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
+            self._wrapped[id(network)] = DistributedDataParallel(
+                network, device_ids=[device] if device.type == "cuda" else None,
+                broadcast_buffers=False, find_unused_parameters=self.cfg.find_unused_parameters)
+            self._synced.update(id(p) for p in network.parameters())
+        return self._wrapped[id(network)]
 
     def autocast(self) -> Any:
         """bf16 autocast for the forward pass when ``precision=bf16`` (CPU and CUDA alike)."""
@@ -180,7 +225,9 @@ class TorchTrainer:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        average_gradients(params)  # a no-op in a single process
+        # DDP averaged its parameters' gradients during backward; average the rest (a
+        # no-op in a single process).
+        average_gradients([p for p in params if id(p) not in self._synced])
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         optimizer.step()
@@ -190,10 +237,23 @@ class TorchTrainer:
         self.module.train()
         with self.autocast():
             if self._custom_step is not None:
-                return self._custom_step(x, self)
-            loss, metrics = self._loss(x)
-        self.backward(loss, self.optimizers["opt"])
-        return {"loss": loss.detach(), **{k: v.detach() for k, v in metrics.items()}}
+                metrics = self._custom_step(x, self)
+            else:
+                loss, metrics = self._loss(x)
+                metrics = {"loss": loss, **metrics}
+        if self._custom_step is None:
+            self.backward(loss, self.optimizers["opt"])
+        if world().enabled:
+            self._average_buffers()
+        return {k: v.detach() for k, v in metrics.items()}
+
+    def _average_buffers(self) -> None:
+        """Running statistics (batch norm's) averaged over ranks after each step, so every
+        rank holds the same state; for equal shards the running mean is exactly the
+        global batch's."""
+        buffers = [b for b in self.module.buffers() if b.is_floating_point()]
+        for b, mean in zip(buffers, all_average(buffers)):
+            b.copy_(mean)
 
     @torch.no_grad()
     def eval_step(self, batch: np.ndarray) -> Mapping[str, Any]:

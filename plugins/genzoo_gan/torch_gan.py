@@ -81,16 +81,17 @@ class GAN(nn.Module):
             self.discriminator = _dcgan_discriminator(config, h, w, c)
 
     # -- the two networks on NHWC tensors in [-1, 1] -------------------------------------
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.generator(z)
+    def generate(self, z: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+        """``net`` replaces G's network: the trainer's data-parallel wrapper of it."""
+        out = (net or self.generator)(z)
         if self.config.arch == "dcgan":
             return out.permute(0, 2, 3, 1)  # NCHW -> NHWC
         return out.reshape(-1, *self.shape)
 
-    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+    def discriminate(self, x: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
         if self.config.arch == "dcgan":
             x = x.permute(0, 3, 1, 2)
-        return self.discriminator(x).squeeze(1)  # (B,) logits
+        return (net or self.discriminator)(x).squeeze(1)  # (B,) logits
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
@@ -109,7 +110,8 @@ class GAN(nn.Module):
         """Update D on a real batch and a generated one; G's weights do not move."""
         with torch.no_grad():
             fake = self.generate(self.noise(len(real)))
-        real_logits, fake_logits = self.discriminate(real), self.discriminate(fake)
+        d_net = trainer.parallel(self.discriminator)  # DDP under torchrun
+        real_logits, fake_logits = self.discriminate(real, d_net), self.discriminate(fake, d_net)
         loss = discriminator_loss(real_logits, fake_logits)
         trainer.backward(loss, trainer.optimizers["opt_d"])
         return _stats(loss, real_logits.detach(), fake_logits.detach())
@@ -118,7 +120,8 @@ class GAN(nn.Module):
         """Update G with fresh noise through a frozen D."""
         self.discriminator.requires_grad_(False)
         try:
-            loss = generator_loss(self.discriminate(self.generate(self.noise(n))))
+            g_net = trainer.parallel(self.generator)  # DDP under torchrun
+            loss = generator_loss(self.discriminate(self.generate(self.noise(n), g_net)))
             trainer.backward(loss, trainer.optimizers["opt_g"])
         finally:
             self.discriminator.requires_grad_(True)
