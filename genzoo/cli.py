@@ -7,6 +7,7 @@ framework: the registry holds import paths, and commands import the backends laz
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -420,14 +421,29 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="genzoo", standalone_mode=False)
     except GenzooError as exc:
         print(f"genzoo: error: {_one_line(str(exc))}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _exit(exc.exit_code)
     except click.exceptions.Abort:
         print("genzoo: aborted", file=sys.stderr)
-        sys.exit(130)
+        _exit(130)
     except KeyboardInterrupt:
         print("genzoo: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _exit(130)
     except click.ClickException as exc:
         print(f"genzoo: error: {_one_line(exc.format_message())}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    sys.exit(code if isinstance(code, int) else 0)
+        _exit(exc.exit_code)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> None:
+    """Exit; a rank started by torchrun leaves without tearing down C++ state.
+
+    Everything the run writes is written and renamed into place before this point. What
+    remains at interpreter exit is the destruction of gloo's and c10d's threads, which
+    can abort a finished rank ("terminate called without an active exception") and so
+    fail a job that succeeded.
+    """
+    if os.environ.get("TORCHELASTIC_RUN_ID") and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

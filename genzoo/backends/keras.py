@@ -47,7 +47,10 @@ def _tf_value_and_grad(fn: Any, variables: list[Any]) -> tuple[Any, Any, list[An
 
     with tf.GradientTape() as tape:
         loss, aux = fn()
-    return loss, aux, tape.gradient(loss, variables)
+        # Under MirroredStrategy each replica's gradient is summed over replicas: scale it
+        # so the sum is the gradient of the global batch's mean loss (Keras's convention).
+        scaled = loss / tf.distribute.get_strategy().num_replicas_in_sync
+    return loss, aux, tape.gradient(scaled, variables)
 
 
 def _torch_value_and_grad(fn: Any, variables: list[Any]) -> tuple[Any, Any, list[Any]]:
@@ -83,6 +86,42 @@ def versions() -> dict[str, str]:
     if module:
         found[module] = __import__(module).__version__
     return found
+
+
+_STRATEGY: list[Any] = []  # [strategy or None], decided once per process
+
+
+def strategy() -> Any:
+    """The ``tf.distribute.MirroredStrategy`` Keras models train under, or ``None``.
+
+    On Keras's TensorFlow backend a host with several GPUs trains one model replica per
+    GPU, each on its slice of every global batch, with the gradients summed by the
+    strategy's all-reduce. ``GENZOO_TF_DEVICES`` (``"/gpu:0,/gpu:1"``) names the devices;
+    ``GENZOO_TF_DEVICES=none`` turns it off. Other backends return ``None``.
+    """
+    if not _STRATEGY:
+        _STRATEGY.append(_make_strategy())
+    return _STRATEGY[0]
+
+
+def _make_strategy() -> Any:
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    names = os.environ.get("GENZOO_TF_DEVICES", "").strip()
+    if names.lower() == "none":
+        return None
+    devices = ([d.strip() for d in names.split(",") if d.strip()] if names
+               else [d.name for d in tf.config.list_logical_devices("GPU")])
+    if len(devices) < 2:
+        return None
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def _scope() -> Any:
+    found = strategy()
+    return found.scope() if found is not None else nullcontext()
 
 
 def _variable_map(variables: list[Any], what: str) -> dict[str, Any]:
@@ -160,7 +199,8 @@ def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
             "model itself (use auto, or cpu)"
         )
     keras.utils.set_random_seed(seed)
-    model = import_object(spec.builder)(config, info)
+    with _scope():  # mirrored variables when several devices train one model
+        model = import_object(spec.builder)(config, info)
     cls = KerasTextGenerator if spec.kind == "text" else KerasGenerator
     return cls(spec, config, info, model, device)
 
@@ -186,6 +226,24 @@ class KerasTrainer:
         self.generator = generator
         self.model = generator.model
         self.cfg = cfg
+        self.strategy = strategy()
+        self.replicas = self.strategy.num_replicas_in_sync if self.strategy else 1
+        if cfg.batch_size % self.replicas:
+            raise ConfigError(f"the batch of {cfg.batch_size} does not split evenly over "
+                              f"{self.replicas} devices; choose a multiple of {self.replicas}")
+        with _scope():
+            self._compile(cfg)
+        if self.replicas > 1:
+            _scale_losses_for_replicas(self.model, self.replicas)
+            for optimizer in self.optimizers.values():
+                _combine_across_replicas(optimizer, self.replicas)
+        self._lr = cfg.lr
+        if world().enabled:
+            for optimizer in self.optimizers.values():
+                _average_before_apply(optimizer)
+
+    def _compile(self, cfg: TrainConfig) -> None:
+        """Compile the model with its optimizers (under the strategy's scope)."""
         configure = getattr(self.model, "configure_optimizers", None)
         if configure is not None:  # the model's compile builds each on its own variables
             self.optimizers = dict(configure(lambda: make_optimizer(cfg)))
@@ -198,13 +256,21 @@ class KerasTrainer:
             self.optimizers = {"optimizer": opt}
             self.model.compile(optimizer=opt, jit_compile=_jit(cfg))
             opt.build(self.model.trainable_variables)
-        self._lr = cfg.lr
-        if world().enabled:
-            for optimizer in self.optimizers.values():
-                _average_before_apply(optimizer)
 
     def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
-        return self.model.train_on_batch(batch, return_dict=True)
+        if self.replicas == 1:
+            return self.model.train_on_batch(batch, return_dict=True)
+        import tensorflow as tf
+
+        # Each replica gets its slice of the global batch (train_on_batch would hand every
+        # replica the whole batch).
+        shards = np.split(np.asarray(batch), self.replicas)
+        per_replica = self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: tf.constant(shards[ctx.replica_id_in_sync_group]))
+        self.model.make_train_function()
+        self.model.reset_metrics()
+        logs = self.model.train_function(iter([(per_replica, None, None)]))
+        return {k: float(v) for k, v in logs.items()}
 
     def eval_step(self, batch: np.ndarray) -> Mapping[str, Any]:
         # Evaluation must not advance the model's seed generators: how often a run
@@ -294,13 +360,58 @@ def _average_before_apply(optimizer: keras.optimizers.Optimizer) -> None:
     """Data-parallel Keras on its torch backend: average gradients over ranks first."""
     if keras.backend.backend() != "torch":
         raise ConfigError("multi-process Keras training needs KERAS_BACKEND=torch; on "
-                          "TensorFlow use one process (MirroredStrategy for several GPUs)")
+                          "TensorFlow run one process, which trains on every local GPU "
+                          "through MirroredStrategy")
     apply = optimizer.apply
 
     def averaged(grads: Any, trainable_variables: Any = None) -> Any:
         return apply(all_average(list(grads)), trainable_variables)
 
     optimizer.apply = averaged
+
+
+def _scale_losses_for_replicas(model: keras.Model, replicas: int) -> None:
+    """Keras sums the replicas' gradients and expects each replica's loss divided by the
+    number of replicas (its built-in losses do this); genzoo's models return the mean
+    over their own slice, so the trainer divides it here."""
+    compute_loss = model.compute_loss
+
+    def scaled(*args: Any, **kwargs: Any) -> Any:
+        return compute_loss(*args, **kwargs) / replicas
+
+    model.compute_loss = scaled
+
+
+def _combine_across_replicas(optimizer: keras.optimizers.Optimizer, replicas: int) -> None:
+    """Make Keras's replica gradients match one device's gradient of the global batch.
+
+    - Sparse gradients (an embedding lookup's ``IndexedSlices``) become dense before
+      Keras sums them over replicas; summed sparse, they updated the position
+      embeddings wrongly.
+    - With clipping, Keras would clip each replica's gradient before the sum. Here the
+      replicas sum their gradients first, clip the sum, and hand ``1 / replicas`` of it
+      to Keras's own all-reduce, which sums the identical shares back into the clipped
+      gradient.
+    """
+    import tensorflow as tf
+
+    clip = optimizer._clip_gradients
+    clipping = bool(optimizer.global_clipnorm or optimizer.clipnorm or optimizer.clipvalue)
+
+    def combine(grads: list[Any]) -> list[Any]:
+        context = tf.distribute.get_replica_context()
+        if context is None:  # cross-replica: nothing to combine
+            return clip(grads)
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                 for g in grads]
+        if not clipping:
+            return grads
+        present = [g for g in grads if g is not None]
+        summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+        total = [next(summed) if g is not None else None for g in grads]
+        return [g / replicas if g is not None else None for g in clip(total)]
+
+    optimizer._clip_gradients = combine
 
 
 def make_trainer(generator: KerasGenerator, cfg: TrainConfig) -> KerasTrainer:
