@@ -60,7 +60,10 @@ def init_from_env() -> World:
     import torch.distributed as dist
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    backend = os.environ.get("GENZOO_DIST_BACKEND") or (
+        "nccl" if torch.cuda.is_available() else "gloo")
+    if backend not in ("nccl", "gloo"):
+        raise ConfigError(f"GENZOO_DIST_BACKEND must be nccl or gloo, not {backend!r}")
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s()))

@@ -155,6 +155,16 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> to
     return cls(groups, **kwargs)
 
 
+def _no_buffer_sync() -> dict[str, bool]:
+    """DDP's switch for not broadcasting rank 0's buffers on every forward pass (the
+    trainer keeps buffers in step itself); PyTorch 2.13 renamed it."""
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    return {"forward_sync_buffers" if (major, minor) >= (2, 13) else "broadcast_buffers": False}
+
+
+_NO_BUFFER_SYNC = _no_buffer_sync()
+
+
 class _Loss(torch.nn.Module):
     """A model's ``loss`` as a module's forward pass, so DDP can wrap it."""
 
@@ -206,7 +216,7 @@ class TorchTrainer:
                 torch.nn.SyncBatchNorm.convert_sync_batchnorm(network)
             self._wrapped[id(network)] = DistributedDataParallel(
                 network, device_ids=[device] if device.type == "cuda" else None,
-                broadcast_buffers=False, find_unused_parameters=self.cfg.find_unused_parameters)
+                find_unused_parameters=self.cfg.find_unused_parameters, **_NO_BUFFER_SYNC)
             self._synced.update(id(p) for p in network.parameters())
         return self._wrapped[id(network)]
 
