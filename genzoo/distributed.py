@@ -2,10 +2,11 @@
 models on Keras's torch backend.
 
 Launch with ``torchrun --nproc_per_node N -m genzoo train ...`` or
-``genzoo train ... --nproc N``. Each process trains on its slice of every global batch;
-after each backward pass the gradients are averaged across processes with one
-all-reduce per optimizer step (gloo on CPU, NCCL on GPUs), before clipping and the
-optimizer step, so every rank holds identical weights after every step. All ranks start
+``genzoo train ... --nproc N``. Each process trains on its slice of every global batch
+under ``DistributedDataParallel`` (gloo on CPU, NCCL on GPUs; the torch trainer wraps
+the networks), so the gradients are averaged across processes before clipping and the
+optimizer step, and every rank holds identical weights after every step. What DDP does
+not cover (Keras models on the torch backend) is averaged with :func:`all_average`. All ranks start
 from the same seed and keep identical random streams; models that draw their noise for
 the global batch (:func:`global_draw`) train exactly as one process would.
 Rank 0 alone writes logs, checkpoints and samples.
