@@ -71,32 +71,25 @@ def init_from_env() -> World:
     _WORLD = World(dist.get_rank(), dist.get_world_size(), local_rank)
     # A script that never calls shutdown() must still leave the group while Python is
     # whole: gloo's threads abort the process if the group outlives the interpreter.
-    atexit.register(_leave_at_exit)
+    atexit.register(shutdown, wait=False)
     return _WORLD
 
 
-def shutdown() -> None:
-    """Leave the process group once every rank has finished.
+def shutdown(*, wait: bool = True) -> None:
+    """Leave the process group; with ``wait``, once every rank has finished.
 
     The barrier keeps a rank from tearing down its connections while a peer is still
     inside the last collective: gloo aborts a process whose peer vanishes mid-operation
-    ("terminate called without an active exception").
+    ("terminate called without an active exception"). At exit there is no waiting: a
+    peer may already be gone.
     """
     global _WORLD
     if _WORLD.enabled:
         import torch.distributed as dist
 
-        dist.barrier()
-        dist.destroy_process_group()
-        _WORLD = World()
-
-
-def _leave_at_exit() -> None:
-    global _WORLD
-    if _WORLD.enabled:
-        import torch.distributed as dist
-
         if dist.is_initialized():
+            if wait:
+                dist.barrier()
             dist.destroy_process_group()
         _WORLD = World()
 

@@ -26,6 +26,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+import functools  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
 from contextlib import nullcontext  # noqa: E402
 from typing import Any  # noqa: E402
@@ -88,9 +89,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-_STRATEGY: list[Any] = []  # [strategy or None], decided once per process
-
-
+@functools.cache  # decided once per process
 def strategy() -> Any:
     """The ``tf.distribute.MirroredStrategy`` Keras models train under, or ``None``.
 
@@ -99,12 +98,6 @@ def strategy() -> Any:
     strategy's all-reduce. ``GENZOO_TF_DEVICES`` (``"/gpu:0,/gpu:1"``) names the devices;
     ``GENZOO_TF_DEVICES=none`` turns it off. Other backends return ``None``.
     """
-    if not _STRATEGY:
-        _STRATEGY.append(_make_strategy())
-    return _STRATEGY[0]
-
-
-def _make_strategy() -> Any:
     if keras.backend.backend() != "tensorflow":
         return None
     import tensorflow as tf

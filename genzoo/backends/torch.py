@@ -192,6 +192,7 @@ class TorchTrainer:
             self.module, "train_step", None)
         self._wrapped: dict[int, torch.nn.Module] = {}  # id(network) -> its DDP wrapper
         self._synced: set[int] = set()  # ids of the parameters DDP averages
+        self._float_buffers: list[torch.Tensor] | None = None  # averaged across ranks
         loss = getattr(self.module, "loss", None)  # models with a custom step may have none
         if loss is not None and self._custom_step is None and world().enabled:
             loss = self.parallel(_Loss(self.module))
@@ -245,14 +246,14 @@ class TorchTrainer:
     def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
         x = self.generator.to_tensor(batch)
         self.module.train()
-        with self.autocast():
-            if self._custom_step is not None:
+        if self._custom_step is not None:
+            with self.autocast():
                 metrics = self._custom_step(x, self)
-            else:
-                loss, metrics = self._loss(x)
-                metrics = {"loss": loss, **metrics}
-        if self._custom_step is None:
+        else:
+            with self.autocast():
+                loss, parts = self._loss(x)
             self.backward(loss, self.optimizers["opt"])
+            metrics = {"loss": loss, **parts}
         if world().enabled:
             self._average_buffers()
         return {k: v.detach() for k, v in metrics.items()}
@@ -261,8 +262,9 @@ class TorchTrainer:
         """Running statistics (batch norm's) averaged over ranks after each step, so every
         rank holds the same state; for equal shards the running mean is exactly the
         global batch's."""
-        buffers = [b for b in self.module.buffers() if b.is_floating_point()]
-        for b, mean in zip(buffers, all_average(buffers)):
+        if self._float_buffers is None:  # the same tensors for the whole run
+            self._float_buffers = [b for b in self.module.buffers() if b.is_floating_point()]
+        for b, mean in zip(self._float_buffers, all_average(self._float_buffers)):
             b.copy_(mean)
 
     @torch.no_grad()
