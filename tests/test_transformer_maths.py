@@ -59,6 +59,23 @@ def test_the_cache_gives_the_same_tokens_as_the_uncached_path(model) -> None:
     assert model.generate("The", **kwargs) != model.generate("The", **{**kwargs, "seed": 6})
 
 
+def test_each_cached_step_gives_the_full_forward_pass_logits(model) -> None:
+    ids = np.random.default_rng(2).integers(0, 65, 16)  # one full window
+    full = _logits(model, ids[None])[0]
+    net = model.module if model.spec.backend == "torch" else model.model
+    logits, cache = net.prefill(ids[:3].tolist())
+    stepped = [logits]
+    for position in range(3, 16):
+        logits, cache = net.extend(int(ids[position]), cache, position)
+        stepped.append(logits)
+    np.testing.assert_allclose(np.stack(stepped), full[2:], rtol=0, atol=1e-5)
+    if model.spec.backend == "keras" and hasattr(net._extend_graph, "experimental_get_tracing_count"):
+        # TensorFlow: fixed shapes, so one graph serves every position and prompt length.
+        net.prefill(ids[:7].tolist())
+        assert net._extend_graph.experimental_get_tracing_count() == 1
+        assert net._prefill_graph.experimental_get_tracing_count() == 1
+
+
 def test_characters_outside_the_vocabulary_are_a_clear_error(model) -> None:
     with pytest.raises(DataError, match="characters not in the model's vocabulary: '€'"):
         model.generate("ROMEO€", max_new_tokens=5)

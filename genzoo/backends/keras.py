@@ -112,6 +112,21 @@ def strategy() -> Any:
     return tf.distribute.MirroredStrategy(devices)
 
 
+def graph_function(fn: Any) -> Any:
+    """``fn`` traced into a graph where the Keras backend has one: ``tf.function`` on
+    TensorFlow, ``fn`` itself elsewhere (PyTorch runs eagerly anyway).
+
+    For small, frequent inference steps (one generated token), where calling Keras layers
+    eagerly costs far more than their arithmetic. Give ``fn`` inputs of fixed shapes, or it
+    is traced again for each new shape.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return fn
+    import tensorflow as tf
+
+    return tf.function(fn, reduce_retracing=True)
+
+
 def _scope() -> Any:
     found = strategy()
     return found.scope() if found is not None else nullcontext()
@@ -180,7 +195,13 @@ class KerasTextGenerator(TextSampling, KerasGenerator):
         return self.model.extend(token, cache, position)
 
     def _eval_mode(self) -> Any:
-        return nullcontext()  # the model's generation steps run with training=False
+        """The model's generation steps run with ``training=False``; on the torch backend
+        they also record no autograd graph (the cache would otherwise chain every step)."""
+        if keras.backend.backend() == "torch":
+            import torch
+
+            return torch.no_grad()
+        return nullcontext()
 
 
 def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
