@@ -162,6 +162,8 @@ def test_sample_throughput(benchmark, name: str, backend: str, device: str) -> N
         # One context window from a one-character prompt: where the cache matters (past
         # the window both paths re-encode it, see genzoo.sampling).
         tokens = gen.config.block_size - 1
+        for cached in (True, False):  # warm-up: traces the Keras steps once, off the clock
+            gen.generate("\n", max_new_tokens=2, seed=0, cache=cached)
         rates = {}
         for cached in (True, False):
             t0 = time.perf_counter()

@@ -189,3 +189,41 @@ def test_keras_mirrored_strategy_trains_the_gan(tmp_path) -> None:
     out = _mirrored(tmp_path, "gan", "gan", 10, 2)
     events = [json.loads(line) for line in (out / "metrics.jsonl").open()]
     assert any(e["event"] == "test" for e in events)
+
+
+REPLICA_NOISE = textwrap.dedent("""
+    import json, os
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    os.environ["GENZOO_TF_DEVICES"] = "/cpu:0,/cpu:1"
+    import keras, numpy as np, genzoo
+    from genzoo.backends.keras import make_trainer, strategy
+    from genzoo.config import TrainConfig
+    gen = genzoo.create("gan", "keras", "tiny", data="digits")
+    make_trainer(gen, TrainConfig(batch_size=8))
+    found = [g for layer in gen.model._flatten_layers(include_self=True)
+             for g in layer._seed_generators]
+    before = [np.array(g.state.value) for g in found]
+    draw = tf.function(lambda g: strategy().run(lambda: keras.random.normal((4,), seed=g)))
+    drawn = [[np.asarray(v).tolist() for v in strategy().experimental_local_results(draw(g))]
+             for g in found]
+    steps = [(np.array(g.state.value) - b).tolist() for g, b in zip(found, before)]
+    print(json.dumps({"drawn": drawn, "steps": steps}))
+""")
+
+
+def test_keras_mirrored_replicas_draw_different_noise(tmp_path) -> None:
+    """Each replica gets its own random numbers (else a GAN's replicas make identical
+    fakes), while the seed state advances once per draw, as on one device."""
+    script = tmp_path / "noise.py"
+    script.write_text(REPLICA_NOISE)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["drawn"], "the GAN has no seed generator"
+    for first, second in found["drawn"]:
+        assert not np.allclose(first, second)
+    assert all(step == [0, 1] for step in found["steps"])

@@ -248,6 +248,7 @@ class KerasTrainer:
         with _scope():
             self._compile(cfg)
         if self.replicas > 1:
+            _distinct_replica_streams(self.model)
             _scale_losses_for_replicas(self.model, self.replicas)
             for optimizer in self.optimizers.values():
                 _combine_across_replicas(optimizer, self.replicas)
@@ -382,6 +383,32 @@ def _average_before_apply(optimizer: keras.optimizers.Optimizer) -> None:
         return apply(all_average(list(grads)), trainable_variables)
 
     optimizer.apply = averaged
+
+
+def _distinct_replica_streams(model: keras.Model) -> None:
+    """Give each replica its own random numbers under ``MirroredStrategy``.
+
+    A seed generator's state is one mirrored variable, so every replica would draw the
+    same noise (a GAN's replicas would all make the same fakes). Each draw's seed is
+    offset by the replica's index; replica 0 keeps the single-device stream, and the
+    state, which is what checkpoints save, advances exactly as before.
+    """
+    import tensorflow as tf
+
+    for layer in model._flatten_layers(include_self=True):  # Keras keeps no public list
+        for generator in getattr(layer, "_seed_generators", []):
+            def next_seed(ordered: bool = True, plain: Any = generator.next) -> Any:
+                seed = plain(ordered)
+                context = tf.distribute.get_replica_context()
+                if context is None or context.num_replicas_in_sync == 1:
+                    return seed
+                replica = tf.cast(context.replica_id_in_sync_group, seed.dtype)
+                return seed + tf.stack([replica * _REPLICA_SEED_STRIDE, 0 * replica])
+
+            generator.next = next_seed
+
+
+_REPLICA_SEED_STRIDE = 1_000_003  # a prime: replica r's seeds sit far from replica 0's
 
 
 def _scale_losses_for_replicas(model: keras.Model, replicas: int) -> None:
