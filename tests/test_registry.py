@@ -37,6 +37,7 @@ def _spec(**changes):
     ({"kind": "audio"}, "kind must be one of"),
     ({"default_preset": "nope"}, "default preset"),
     ({"presets": {"mlp": {}}}, "tiny"),
+    ({"kind": "text"}, "block_size"),  # the VAE's config has no context length
 ])
 def test_model_spec_validates_itself(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -106,3 +106,23 @@ def test_sample_streams_text_from_the_cli(tmp_path) -> None:
     bad = run_genzoo("sample", str(run), "--prompt", "ROMEO€")
     assert bad.returncode == 2 and bad.stdout == ""
     assert "characters not in the model's vocabulary: '€'" in bad.stderr
+
+
+def test_the_sampler_runs_a_model_without_a_cache() -> None:
+    """A text model whose prefill returns no cache is re-run on the window each time
+    (the plugin tutorial promises this); extend is never called."""
+    from genzoo.sampling import stream_tokens
+
+    seen: list[list[int]] = []
+
+    def prefill(ids):
+        seen.append(list(ids))
+        return np.eye(5)[(ids[-1] + 1) % 5] * 10.0, None  # always: the next id
+
+    def extend(token, cache, position):
+        raise AssertionError("extend called without a cache")
+
+    tokens = list(stream_tokens(prefill, extend, [0], max_new_tokens=6, block_size=4,
+                                temperature=0.0))
+    assert tokens == [1, 2, 3, 4, 0, 1]
+    assert seen[-1] == [2, 3, 4, 0]  # the last block_size ids
