@@ -57,7 +57,7 @@ class TrainConfig:
     keep_best: bool = False  # save the weights of the best validation loss, not the last
     seed: int = 0  # seeds weights, data order and sampling
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (torch), mixed policy (Keras)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (torch models only)
     compile: bool = False  # torch.compile the model's loss (torch); XLA (Keras on TensorFlow)
     find_unused_parameters: bool = False  # DDP: allow parameters a step leaves unused
 

@@ -63,8 +63,9 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
 def register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``genzoo`` command line.
 
-    Called while the CLI starts, before arguments are parsed, so keep it cheap: define
-    the commands here and import heavy modules inside them.
+    Called the first time the CLI is asked for a command it does not know (never for
+    ``--help`` or the core commands), so a slow plugin cannot slow those down. Keep it
+    cheap all the same: define the commands here and import heavy modules inside them.
 
     Args:
         cli: the top-level click group; add commands with ``@cli.command()``.
