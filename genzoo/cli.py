@@ -379,6 +379,28 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
                f"({result['wall_time_s']:.1f} s)")
 
 
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def compare_(runs: tuple[Path, ...], as_json: bool) -> None:
+    """Compare trained RUNs side by side: settings, time and recorded metrics.
+
+    A folder that is not a run stands for every run directly inside it. Figures come
+    from each run's meta.json and eval.json; nothing is recomputed.
+
+    \b
+    Examples:
+      genzoo compare runs/vae-torch-20261128-131650 runs/vae-keras-20261128-131702
+      genzoo compare runs/study        # every run in the folder, and mean ± sd
+    """
+    from genzoo.compare import compare, table
+
+    result = compare(runs)
+    if as_json:
+        return _echo_json(result)
+    _table(*table(result))
+
+
 @cli.group("plugin")
 def plugin_group() -> None:
     """Write and inspect model plugins."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,12 @@ FRAMEWORKS = ("torch", "tensorflow", "keras")
 @pytest.mark.parametrize("args", [["--help"], ["list"], ["datasets"], ["plugins"],
                                   ["train", "--help"]])
 def test_fast_commands_import_no_framework(args: list[str]) -> None:
+    _run_importing_no_framework(*args)
+
+
+def _run_importing_no_framework(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``genzoo ARGS`` under ``-X importtime``; assert it succeeds without importing
+    torch, TensorFlow or Keras."""
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "genzoo", *args],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -23,6 +30,7 @@ def test_fast_commands_import_no_framework(args: list[str]) -> None:
                 if line.startswith("import time:")}
     assert imported, "no -X importtime output"
     assert not [m for m in imported if m.split(".")[0] in FRAMEWORKS]
+    return result
 
 
 def test_list_json_describes_every_model() -> None:
@@ -99,3 +107,32 @@ def test_an_existing_run_is_not_overwritten(tmp_path) -> None:
     forced = run_genzoo("train", "vae", "--preset", "tiny", "--steps", "5", "--out",
                         str(tmp_path), "--overwrite")
     assert forced.returncode == 0, forced.stderr
+
+
+def test_compare_puts_runs_side_by_side(tmp_path) -> None:
+    import genzoo
+
+    study = tmp_path / "study"
+    for name, seed, lr in (("a-10", 10, 1e-3), ("a-2", 2, 1e-3), ("b-1", 1, 3e-3)):
+        genzoo.train("vae", "torch", "tiny", steps=5, seed=seed, lr=lr, out=study / name)
+    (study / "notes").mkdir()  # not a run: skipped inside a folder
+
+    # Reads JSON only: no framework is imported, as for the other listing commands.
+    found = json.loads(_run_importing_no_framework("compare", str(study), "--json").stdout)
+    assert [Path(r["run"]).name for r in found["runs"]] == ["a-2", "a-10", "b-1"]  # natural order
+    assert found["differs"] == ["lr"]  # the seed has its own column
+    metas = [json.loads((study / n / "meta.json").read_text()) for n in ("a-2", "a-10")]
+    losses = [m["metrics"]["test"]["loss"] for m in metas]
+    group = next(g for g in found["groups"] if g["differs"] == {"lr": 1e-3})
+    assert group["runs"] == 2
+    assert group["metrics"]["test loss"]["mean"] == pytest.approx(sum(losses) / 2)
+    assert group["metrics"]["test loss"]["sd"] == pytest.approx(abs(losses[0] - losses[1]) / 2 ** 0.5)
+
+    shown = run_genzoo("compare", str(study / "a-2"), str(study / "b-1"))
+    assert shown.returncode == 0, shown.stderr
+    assert "a-2" in shown.stdout and "lr=0.003" in shown.stdout and "test loss" in shown.stdout
+    assert "mean ± sd" not in shown.stdout  # no group holds two runs
+
+    missing = run_genzoo("compare", str(study / "notes"))
+    assert missing.returncode == 2
+    assert "is not a genzoo run and holds none" in missing.stderr

@@ -1,0 +1,164 @@
+"""``genzoo compare``: trained runs side by side, read from their JSON files.
+
+Nothing is loaded or recomputed, so no framework is imported: comparing a dozen runs
+takes a fraction of a second. The figures are the ones each run recorded: its best
+validation loss (``meta.json``), its test metrics at the end of training (``meta.json``)
+and, where ``genzoo eval`` was run, the evaluation's metrics (``eval.json``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from genzoo.checkpoint import RunDir, read_json
+from genzoo.errors import CheckpointError
+
+
+def find_runs(paths: Iterable[Path | str]) -> list[Path]:
+    """Each path that is a run, and the runs directly inside each path that is not
+    (in natural order: ``seed-2`` before ``seed-10``).
+
+    Examples:
+        >>> find_runs([])
+        []
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if RunDir(path).holds_run():
+            found.append(path)
+            continue
+        inside = sorted((p for p in path.iterdir() if RunDir(p).holds_run()),
+                        key=lambda p: _natural(p.name)) if path.is_dir() else []
+        if not inside:
+            raise CheckpointError(f"{path} is not a genzoo run and holds none "
+                                  "(no config.json in it or in its subfolders)")
+        found.extend(inside)
+    return found
+
+
+def _natural(name: str) -> list[Any]:
+    """A sort key that orders digit runs by value.
+
+    Examples:
+        >>> sorted(["s-10", "s-9", "b"], key=_natural)
+        ['b', 's-9', 's-10']
+    """
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", name) if part]
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """One run's identity, settings, progress and recorded metrics."""
+    run = RunDir(path)
+    config = run.read_config()
+    meta_path, eval_path = path / RunDir.META, path / "eval.json"
+    meta = read_json(meta_path) if meta_path.is_file() else {}
+    recorded = meta.get("metrics", {})
+    metrics: dict[str, Any] = {}
+    if "best" in recorded:
+        metrics["best val_loss"] = recorded["best"]["val_loss"]
+    metrics.update({f"test {k}": v for k, v in recorded.get("test", {}).items()})
+    if eval_path.is_file():
+        metrics.update({f"eval {k}": v for k, v in read_json(eval_path)["metrics"].items()})
+    train = config["train_config"]
+    return {"run": str(path), "model": config["model"], "backend": config["backend"],
+            "preset": config.get("preset"), "data": config["dataset"], "seed": train["seed"],
+            "settings": {**config["model_config"], **train},
+            "status": meta.get("status", "started"), "step": meta.get("step", 0),
+            "num_parameters": meta.get("num_parameters"),
+            "wall_time_s": meta.get("wall_time_s"),
+            "metrics": {k: float(v) for k, v in metrics.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)}}
+
+
+def differences(runs: list[dict[str, Any]]) -> list[str]:
+    """The settings every run has but not all with the same value (the seed aside).
+
+    Examples:
+        >>> differences([{"settings": {"seed": 0, "lr": 1, "bias": True}},
+        ...              {"settings": {"seed": 1, "lr": 1, "bias": False}}])
+        ['bias']
+    """
+    shared = set.intersection(*(set(r["settings"]) for r in runs)) if runs else set()
+    return sorted(k for k in shared - {"seed"}
+                  if len({repr(r["settings"][k]) for r in runs}) > 1)
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean, sample standard deviation and count of each metric over the runs having it.
+
+    Examples:
+        >>> rows = [{"metrics": {"loss": 1.0}}, {"metrics": {"loss": 3.0}}, {"metrics": {}}]
+        >>> summarise(rows)
+        {'loss': {'mean': 2.0, 'sd': 1.4142135623730951, 'n': 2}}
+    """
+    names = list(dict.fromkeys(k for r in runs for k in r["metrics"]))
+    summary = {}
+    for name in names:
+        values = [r["metrics"][name] for r in runs if name in r["metrics"]]
+        mean = sum(values) / len(values)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) \
+            if len(values) > 1 else 0.0
+        summary[name] = {"mean": mean, "sd": sd, "n": len(values)}
+    return summary
+
+
+def compare(paths: Iterable[Path | str]) -> dict[str, Any]:
+    """The runs at ``paths`` (folders of runs are expanded), the settings in which they
+    differ, and a summary of each group of runs that differ only in their seed."""
+    runs = [describe(p) for p in find_runs(paths)]
+    differ = differences(runs)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in runs:
+        r["differs"] = {k: r["settings"][k] for k in differ}
+        key = repr([r[k] for k in ("model", "backend", "preset", "data", "differs")])
+        groups.setdefault(key, []).append(r)
+    summary = [{"model": g[0]["model"], "backend": g[0]["backend"], "preset": g[0]["preset"],
+                "data": g[0]["data"], "differs": g[0]["differs"], "runs": len(g),
+                "metrics": summarise(g)} for g in groups.values()]
+    return {"runs": runs, "differs": differ, "groups": summary}
+
+
+def table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows for the terminal: one row per run, then a mean ± sd row for each
+    group of two or more runs that differ only in their seed."""
+    runs = result["runs"]
+    names = list(dict.fromkeys(k for r in runs for k in r["metrics"]))
+    columns = ["run", "model", "preset", "data", "seed", "steps", "time"]
+    columns += ["settings"] * bool(result["differs"]) + names
+    rows = []
+    for r in runs:
+        step = f"{r['step']:,}" + ("" if r["status"] == "complete" else f" ({r['status']})")
+        wall = r["wall_time_s"]
+        rows.append([Path(r["run"]).name, f"{r['model']} ({r['backend']})", r["preset"] or "",
+                     r["data"], str(r["seed"]), step, "" if wall is None else f"{wall:.0f} s",
+                     *[_settings(r["differs"])] * bool(result["differs"]),
+                     *(_number(r["metrics"].get(n)) for n in names)])
+    for g in result["groups"]:
+        if g["runs"] < 2:
+            continue
+        stats = g["metrics"]
+        rows.append([f"mean ± sd ({g['runs']})", f"{g['model']} ({g['backend']})",
+                     g["preset"] or "", g["data"], "", "", "",
+                     *[_settings(g["differs"])] * bool(result["differs"]),
+                     *(f"{_number(stats[n]['mean'])} ± {_number(stats[n]['sd'])}"
+                       if n in stats and stats[n]["n"] > 1 else "" for n in names)])
+    return columns, rows
+
+
+def _settings(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_value(v)}" for k, v in values.items())
+
+
+def _value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4f}"
