@@ -110,7 +110,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def compare(paths: Iterable[Path | str]) -> dict[str, Any]:
     """The runs at ``paths`` (folders of runs are expanded), the settings in which they
     differ, and a summary of each group of runs that differ only in their seed."""
-    runs = [describe(p) for p in find_runs(paths)]
+    runs = []
+    for path in find_runs(paths):
+        try:
+            runs.append(describe(path))
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{path} holds a run whose JSON files genzoo cannot read "
+                                  f"(missing or malformed: {exc})") from None
     differ = differences(runs)
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in runs:

@@ -62,6 +62,7 @@ def test_datasets_lists_bundled_and_downloadable() -> None:
     (["train", "vae", "--epochs", "many"], "'many' is not a valid integer"),
     (["sample", "no-such-run"], "no-such-run is not a genzoo run"),
     (["sample", "no-such-run", "--n", "0"], "--n"),
+    (["compare", "no-such-run"], "no-such-run is not a genzoo run and holds none"),
     (["bogus"], "No such command 'bogus'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
