@@ -20,24 +20,25 @@ from genzoo.errors import CheckpointError
 
 def find_runs(paths: Iterable[Path | str]) -> list[Path]:
     """Each path that is a run, and the runs directly inside each path that is not
-    (in natural order: ``seed-2`` before ``seed-10``).
+    (in natural order: ``seed-2`` before ``seed-10``); a run named twice counts once.
 
     Examples:
         >>> find_runs([])
         []
     """
-    found: list[Path] = []
+    found: dict[Path, Path] = {}  # each run once, however often it is named
     for path in map(Path, paths):
         if RunDir(path).holds_run():
-            found.append(path)
+            found.setdefault(path.resolve(), path)
             continue
         inside = sorted((p for p in path.iterdir() if RunDir(p).holds_run()),
                         key=lambda p: _natural(p.name)) if path.is_dir() else []
         if not inside:
             raise CheckpointError(f"{path} is not a genzoo run and holds none "
                                   "(no config.json in it or in its subfolders)")
-        found.extend(inside)
-    return found
+        for run in inside:
+            found.setdefault(run.resolve(), run)
+    return list(found.values())
 
 
 def _natural(name: str) -> list[Any]:
@@ -89,17 +90,22 @@ def differences(runs: list[dict[str, Any]]) -> list[str]:
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mean, sample standard deviation and count of each metric over the runs having it.
+    """Mean, sample standard deviation and count of each metric over the runs having a
+    finite value of it.
 
     Examples:
-        >>> rows = [{"metrics": {"loss": 1.0}}, {"metrics": {"loss": 3.0}}, {"metrics": {}}]
+        >>> rows = [{"metrics": {"loss": 1.0}}, {"metrics": {"loss": 3.0}}, {"metrics": {}},
+        ...         {"metrics": {"loss": float("nan")}}]
         >>> summarise(rows)
         {'loss': {'mean': 2.0, 'sd': 1.4142135623730951, 'n': 2}}
     """
     names = list(dict.fromkeys(k for r in runs for k in r["metrics"]))
     summary = {}
     for name in names:
-        values = [r["metrics"][name] for r in runs if name in r["metrics"]]
+        values = [r["metrics"][name] for r in runs
+                  if name in r["metrics"] and math.isfinite(r["metrics"][name])]
+        if not values:
+            continue
         mean = sum(values) / len(values)
         sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) \
             if len(values) > 1 else 0.0
@@ -108,8 +114,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def compare(paths: Iterable[Path | str]) -> dict[str, Any]:
-    """The runs at ``paths`` (folders of runs are expanded), the settings in which they
-    differ, and a summary of each group of runs that differ only in their seed."""
+    """The runs at ``paths`` (folders of runs are expanded), the settings in which each
+    differs from the other runs of its model, and a summary of each group of complete
+    runs that differ only in their seed."""
     runs = []
     for path in find_runs(paths):
         try:
@@ -117,16 +124,31 @@ def compare(paths: Iterable[Path | str]) -> dict[str, Any]:
         except (KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"{path} holds a run whose JSON files genzoo cannot read "
                                   f"(missing or malformed: {exc})") from None
-    differ = differences(runs)
+    for model in {(r["model"], r["backend"]) for r in runs}:  # settings are per model
+        same = [r for r in runs if (r["model"], r["backend"]) == model]
+        differ = differences(same)
+        for r in same:
+            r["differs"] = {k: r["settings"][k] for k in differ}
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in runs:
-        r["differs"] = {k: r["settings"][k] for k in differ}
-        key = repr([r[k] for k in ("model", "backend", "preset", "data", "differs")])
-        groups.setdefault(key, []).append(r)
+        if r["status"] == "complete":  # unfinished runs are listed but not averaged
+            key = repr([r[k] for k in ("model", "backend", "preset", "data", "differs")])
+            groups.setdefault(key, []).append(r)
     summary = [{"model": g[0]["model"], "backend": g[0]["backend"], "preset": g[0]["preset"],
                 "data": g[0]["data"], "differs": g[0]["differs"], "runs": len(g),
                 "metrics": summarise(g)} for g in groups.values()]
-    return {"runs": runs, "differs": differ, "groups": summary}
+    return _finite({"runs": runs, "groups": summary})
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and infinities as ``None``, so that ``--json`` prints strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -135,22 +157,23 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     runs = result["runs"]
     names = list(dict.fromkeys(k for r in runs for k in r["metrics"]))
     columns = ["run", "model", "preset", "data", "seed", "steps", "time"]
-    columns += ["settings"] * bool(result["differs"]) + names
+    differ = any(r["differs"] for r in runs)
+    columns += ["settings"] * differ + names
     rows = []
     for r in runs:
         step = f"{r['step']:,}" + ("" if r["status"] == "complete" else f" ({r['status']})")
         wall = r["wall_time_s"]
         rows.append([Path(r["run"]).name, f"{r['model']} ({r['backend']})", r["preset"] or "",
                      r["data"], str(r["seed"]), step, "" if wall is None else f"{wall:.0f} s",
-                     *[_settings(r["differs"])] * bool(result["differs"]),
-                     *(_number(r["metrics"].get(n)) for n in names)])
+                     *[_settings(r["differs"])] * differ,
+                     *(_number(r["metrics"].get(n, "")) for n in names)])
     for g in result["groups"]:
         if g["runs"] < 2:
             continue
         stats = g["metrics"]
         rows.append([f"mean ± sd ({g['runs']})", f"{g['model']} ({g['backend']})",
                      g["preset"] or "", g["data"], "", "", "",
-                     *[_settings(g["differs"])] * bool(result["differs"]),
+                     *[_settings(g["differs"])] * differ,
                      *(f"{_number(stats[n]['mean'])} ± {_number(stats[n]['sd'])}"
                        if n in stats and stats[n]["n"] > 1 else "" for n in names)])
     return columns, rows
@@ -164,7 +187,9 @@ def _value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _number(value: float | None) -> str:
+def _number(value: float | str | None) -> str:
+    if value == "":
+        return "–"  # the run does not have this metric
     if value is None:
-        return "–"
+        return "nan"  # it has, but not a finite one (a diverged run)
     return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4f}"

@@ -7,7 +7,7 @@ is called on its own, so one plugin that raises cannot hide the others' models.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import import_module
 from types import MappingProxyType
@@ -75,7 +75,8 @@ class ModelSpec:
             raise ValueError(f"default preset {self.default_preset!r} is not in presets")
         if "tiny" not in self.presets:
             raise ValueError("every model needs a 'tiny' preset for tests")
-        if self.kind == "text" and "block_size" not in {f.name for f in fields(self.config)}:
+        if self.kind == "text" and "block_size" not in getattr(self.config,
+                                                               "__dataclass_fields__", {}):
             raise ValueError("a text model's config needs a 'block_size' field: the length of "
                              "the windows it trains on and the context it generates from")
         frozen = {k: MappingProxyType(dict(v)) for k, v in self.presets.items()}

@@ -121,7 +121,7 @@ def test_compare_puts_runs_side_by_side(tmp_path) -> None:
     # Reads JSON only: no framework is imported, as for the other listing commands.
     found = json.loads(_run_importing_no_framework("compare", str(study), "--json").stdout)
     assert [Path(r["run"]).name for r in found["runs"]] == ["a-2", "a-10", "b-1"]  # natural order
-    assert found["differs"] == ["lr"]  # the seed has its own column
+    assert [r["differs"] for r in found["runs"]] == [{"lr": 1e-3}, {"lr": 1e-3}, {"lr": 3e-3}]
     metas = [json.loads((study / n / "meta.json").read_text()) for n in ("a-2", "a-10")]
     losses = [m["metrics"]["test"]["loss"] for m in metas]
     group = next(g for g in found["groups"] if g["differs"] == {"lr": 1e-3})
@@ -137,3 +137,31 @@ def test_compare_puts_runs_side_by_side(tmp_path) -> None:
     missing = run_genzoo("compare", str(study / "notes"))
     assert missing.returncode == 2
     assert "is not a genzoo run and holds none" in missing.stderr
+
+
+def test_compare_groups_only_seed_repeats_of_finished_runs(tmp_path) -> None:
+    import genzoo
+    from genzoo.compare import compare
+
+    for name, model, changes in (("v8", "vae", {"latent_dim": 8}), ("v4", "vae", {"latent_dim": 4}),
+                                 ("g", "gan", {}), ("v8-again", "vae", {"latent_dim": 8, "seed": 1}),
+                                 ("v8-nan", "vae", {"latent_dim": 8, "seed": 2})):
+        genzoo.train(model, "torch", "tiny", steps=3, out=tmp_path / name, **changes)
+    meta = tmp_path / "v8-nan" / "meta.json"  # a diverged test loss
+    meta.write_text(meta.read_text().replace('"loss":', '"loss": NaN, "was":', 1))
+
+    found = compare([tmp_path / "v8", tmp_path, tmp_path / "v8"])  # v8 named three times
+    runs = {Path(r["run"]).name: r for r in found["runs"]}
+    assert sorted(runs) == ["g", "v4", "v8", "v8-again", "v8-nan"]
+    # Settings differ per model: the GAN has no latent_dim, the VAEs still differ in it.
+    assert runs["v4"]["differs"] == {"latent_dim": 4} and runs["g"]["differs"] == {}
+    eights = next(g for g in found["groups"] if g["differs"] == {"latent_dim": 8})
+    assert eights["runs"] == 3
+    assert eights["metrics"]["test loss"]["n"] == 2  # the NaN is left out...
+    assert runs["v8-nan"]["metrics"]["test loss"] is None  # ...and is strict JSON's null
+    json.loads(json.dumps(found, allow_nan=False))
+
+    (tmp_path / "v4" / "meta.json").write_text(
+        (tmp_path / "v4" / "meta.json").read_text().replace('"complete"', '"interrupted"'))
+    again = compare([tmp_path])
+    assert not [g for g in again["groups"] if g["differs"] == {"latent_dim": 4}]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -126,3 +129,27 @@ def test_the_sampler_runs_a_model_without_a_cache() -> None:
                                 temperature=0.0))
     assert tokens == [1, 2, 3, 4, 0, 1]
     assert seen[-1] == [2, 3, 4, 0]  # the last block_size ids
+
+
+def test_keras_on_torch_generates_without_touching_grad_mode() -> None:
+    """Generation records no autograd graph, per step: two interleaved streams leave the
+    caller's grad mode as it was (and cached and uncached agree on this backend too)."""
+    script = textwrap.dedent("""
+        import os
+        os.environ["KERAS_BACKEND"] = "torch"
+        import torch, genzoo
+        g = genzoo.create("transformer", "keras", "tiny", data="tiny-shakespeare")
+        a, b = (g.stream("Th", max_new_tokens=24, seed=1) for _ in range(2))
+        first = next(a)
+        assert torch.is_grad_enabled()
+        "".join(b)  # the second stream runs to its end while the first is paused
+        text = first + "".join(a)
+        assert torch.is_grad_enabled()
+        kwargs = dict(max_new_tokens=24, seed=3)
+        assert g.generate("Th", cache=True, **kwargs) == g.generate("Th", cache=False, **kwargs)
+        print("ok", len(text))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["ok", "24"]

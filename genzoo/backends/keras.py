@@ -189,19 +189,26 @@ class KerasTextGenerator(TextSampling, KerasGenerator):
     """A Keras text model: adds ``generate`` and ``stream`` (the core's sampler)."""
 
     def _prefill(self, ids: Any) -> tuple[np.ndarray, Any]:
-        return self.model.prefill(ids)
+        with _no_grad():
+            return self.model.prefill(ids)
 
     def _extend(self, token: int, cache: Any, position: int) -> tuple[np.ndarray, Any]:
-        return self.model.extend(token, cache, position)
+        with _no_grad():
+            return self.model.extend(token, cache, position)
 
     def _eval_mode(self) -> Any:
-        """The model's generation steps run with ``training=False``; on the torch backend
-        they also record no autograd graph (the cache would otherwise chain every step)."""
-        if keras.backend.backend() == "torch":
-            import torch
+        return nullcontext()  # the model's generation steps run with training=False
 
-            return torch.no_grad()
-        return nullcontext()
+
+def _no_grad() -> Any:
+    """On Keras's torch backend, record no autograd graph (a cache would otherwise chain
+    every generated token's graph to the next). Entered per call, never across a yield,
+    so the caller's grad mode is untouched."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return nullcontext()
 
 
 def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
@@ -397,6 +404,10 @@ def _distinct_replica_streams(model: keras.Model) -> None:
 
     for layer in model._flatten_layers(include_self=True):  # Keras keeps no public list
         for generator in getattr(layer, "_seed_generators", []):
+            if getattr(generator, "_genzoo_per_replica", False):
+                continue  # already done (a second trainer, or a shared generator)
+            generator._genzoo_per_replica = True
+
             def next_seed(ordered: bool = True, plain: Any = generator.next) -> Any:
                 seed = plain(ordered)
                 context = tf.distribute.get_replica_context()
