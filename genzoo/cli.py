@@ -381,8 +381,10 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
 
 @cli.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--metric", "metrics", multiple=True, metavar="TEXT",
+              help="Show only the metrics whose name contains TEXT; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def compare_(runs: tuple[Path, ...], as_json: bool) -> None:
+def compare_(runs: tuple[Path, ...], metrics: tuple[str, ...], as_json: bool) -> None:
     """Compare trained RUNs side by side: settings, time and recorded metrics.
 
     A folder that is not a run stands for every run directly inside it. Figures come
@@ -392,10 +394,11 @@ def compare_(runs: tuple[Path, ...], as_json: bool) -> None:
     Examples:
       genzoo compare runs/vae-torch-20261128-131650 runs/vae-keras-20261128-131702
       genzoo compare runs/study        # every run in the folder, and mean ± sd
+      genzoo compare runs/study --metric loss --metric bpc
     """
     from genzoo.compare import compare, table
 
-    result = compare(runs)
+    result = compare(runs, metrics=metrics)
     if as_json:
         return _echo_json(result)
     _table(*table(result))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from genzoo.checkpoint import RunDir, read_json
-from genzoo.errors import CheckpointError
+from genzoo.errors import CheckpointError, ConfigError
 
 
 def find_runs(paths: Iterable[Path | str]) -> list[Path]:
@@ -113,10 +113,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return summary
 
 
-def compare(paths: Iterable[Path | str]) -> dict[str, Any]:
+def compare(paths: Iterable[Path | str], metrics: Iterable[str] = ()) -> dict[str, Any]:
     """The runs at ``paths`` (folders of runs are expanded), the settings in which each
     differs from the other runs of its model, and a summary of each group of complete
-    runs that differ only in their seed."""
+    runs that differ only in their seed.
+
+    ``metrics``: keep only the metrics whose name contains one of these strings.
+    """
     runs = []
     for path in find_runs(paths):
         try:
@@ -124,6 +127,14 @@ def compare(paths: Iterable[Path | str]) -> dict[str, Any]:
         except (KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"{path} holds a run whose JSON files genzoo cannot read "
                                   f"(missing or malformed: {exc})") from None
+    wanted = tuple(metrics)
+    if wanted:
+        names = sorted({k for r in runs for k in r["metrics"]})
+        if not any(w in k for w in wanted for k in names):
+            raise ConfigError(f"no metric name contains {' or '.join(map(repr, wanted))}; "
+                              f"these runs have: {', '.join(names) or 'none'}")
+        for r in runs:
+            r["metrics"] = {k: v for k, v in r["metrics"].items() if any(w in k for w in wanted)}
     for model in {(r["model"], r["backend"]) for r in runs}:  # settings are per model
         same = [r for r in runs if (r["model"], r["backend"]) == model]
         differ = differences(same)

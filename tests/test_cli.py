@@ -134,6 +134,11 @@ def test_compare_puts_runs_side_by_side(tmp_path) -> None:
     assert "a-2" in shown.stdout and "lr=0.003" in shown.stdout and "test loss" in shown.stdout
     assert "mean ± sd" not in shown.stdout  # no group holds two runs
 
+    losses_only = run_genzoo("compare", str(study), "--metric", "loss")
+    assert "test loss" in losses_only.stdout and "test kl" not in losses_only.stdout
+    unknown = run_genzoo("compare", str(study), "--metric", "fid")
+    assert unknown.returncode == 2 and "no metric name contains 'fid'" in unknown.stderr
+
     missing = run_genzoo("compare", str(study / "notes"))
     assert missing.returncode == 2
     assert "is not a genzoo run and holds none" in missing.stderr
