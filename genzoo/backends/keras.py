@@ -154,15 +154,17 @@ class KerasGenerator:
 
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
         seeds = keras.random.SeedGenerator(random_seed() % 2**31 if seed is None else seed)
-        out = self.model.sample(n, seeds)
-        return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+        with _no_grad():
+            out = self.model.sample(n, seeds)
+            return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
         """Images along the arc between the latents of two seeds (their first samples)."""
-        ends = [keras.ops.convert_to_numpy(self.model.noise(1, keras.random.SeedGenerator(s)))
-                for s in (seed_a, seed_b)]
-        out = self.model.render(slerp(ends[0], ends[1], steps))
-        return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+        with _no_grad():
+            ends = [keras.ops.convert_to_numpy(self.model.noise(1, keras.random.SeedGenerator(s)))
+                    for s in (seed_a, seed_b)]
+            out = self.model.render(slerp(ends[0], ends[1], steps))
+            return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
 
     def _weights(self) -> dict[str, Any]:
         return _variable_map(self.model.weights, f"{self.spec.name} ({self.spec.backend})")
@@ -201,9 +203,10 @@ class KerasTextGenerator(TextSampling, KerasGenerator):
 
 
 def _no_grad() -> Any:
-    """On Keras's torch backend, record no autograd graph (a cache would otherwise chain
-    every generated token's graph to the next). Entered per call, never across a yield,
-    so the caller's grad mode is untouched."""
+    """On Keras's torch backend, record no autograd graph while sampling (a text cache
+    would otherwise chain every generated token's graph to the next, and an image batch
+    would hold its whole graph until converted). Entered per call, never across a
+    yield, so the caller's grad mode is untouched."""
     if keras.backend.backend() == "torch":
         import torch
 
