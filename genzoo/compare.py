@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -104,12 +105,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     for name in names:
         values = [r["metrics"][name] for r in runs
                   if name in r["metrics"] and math.isfinite(r["metrics"][name])]
-        if not values:
-            continue
-        mean = sum(values) / len(values)
-        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) \
-            if len(values) > 1 else 0.0
-        summary[name] = {"mean": mean, "sd": sd, "n": len(values)}
+        if values:
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            summary[name] = {"mean": statistics.fmean(values), "sd": sd, "n": len(values)}
     return summary
 
 
@@ -135,8 +133,10 @@ def compare(paths: Iterable[Path | str], metrics: Iterable[str] = ()) -> dict[st
                               f"these runs have: {', '.join(names) or 'none'}")
         for r in runs:
             r["metrics"] = {k: v for k, v in r["metrics"].items() if any(w in k for w in wanted)}
-    for model in {(r["model"], r["backend"]) for r in runs}:  # settings are per model
-        same = [r for r in runs if (r["model"], r["backend"]) == model]
+    by_model: dict[tuple[str, str], list[dict[str, Any]]] = {}  # settings are per model
+    for r in runs:
+        by_model.setdefault((r["model"], r["backend"]), []).append(r)
+    for same in by_model.values():
         differ = differences(same)
         for r in same:
             r["differs"] = {k: r["settings"][k] for k in differ}
@@ -177,7 +177,8 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         rows.append([Path(r["run"]).name, f"{r['model']} ({r['backend']})", r["preset"] or "",
                      r["data"], str(r["seed"]), step, "" if wall is None else f"{wall:.0f} s",
                      *[_settings(r["differs"])] * differ,
-                     *(_number(r["metrics"].get(n, "")) for n in names)])
+                     *(_number(r["metrics"][n]) if n in r["metrics"] else "–"
+                       for n in names)])
     for g in result["groups"]:
         if g["runs"] < 2:
             continue
@@ -198,9 +199,7 @@ def _value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _number(value: float | str | None) -> str:
-    if value == "":
-        return "–"  # the run does not have this metric
+def _number(value: float | None) -> str:
     if value is None:
-        return "nan"  # it has, but not a finite one (a diverged run)
+        return "nan"  # not a finite value (a diverged run)
     return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4f}"

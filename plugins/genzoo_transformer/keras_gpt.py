@@ -100,8 +100,8 @@ class GPT(keras.Model):
         self.blocks = [Block(config, name=f"h{i}") for i in range(config.n_layer)]
         self.ln_f = layers.LayerNormalization(epsilon=1e-5, center=config.bias, name="ln_f")
         self.bpc_tracker = keras.metrics.Mean(name="bpc")
-        self._prefill_graph: Any = None  # built on first use (generation only)
-        self._extend_graph: Any = None
+        self._prefill_graph = graph_function(self._prefill_step)  # traced on first use
+        self._extend_graph = graph_function(self._extend_step)
         self.run_tokens(np.zeros((1, 1), "int32"))  # create every weight now
 
     def run_tokens(self, idx: Any, training: bool = False) -> tuple[Any, list[Any]]:
@@ -141,15 +141,11 @@ class GPT(keras.Model):
         attention keeps the padding out of every real position."""
         idx = np.zeros((1, self.config.block_size), "int32")
         idx[0, : len(ids)] = ids
-        if self._prefill_graph is None:
-            self._prefill_graph = graph_function(self._prefill_step)
         logits, cache = self._prefill_graph(ops.convert_to_tensor(idx),
                                             ops.convert_to_tensor(len(ids) - 1, "int32"))
         return np.asarray(ops.convert_to_numpy(logits), np.float64), cache
 
     def extend(self, token: int, cache: list[Any], position: int) -> tuple[np.ndarray, list[Any]]:
-        if self._extend_graph is None:
-            self._extend_graph = graph_function(self._extend_step)
         logits, cache = self._extend_graph(ops.convert_to_tensor([[token]], "int32"),
                                            ops.convert_to_tensor(position, "int32"), cache)
         return np.asarray(ops.convert_to_numpy(logits), np.float64), cache
