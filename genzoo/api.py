@@ -1,4 +1,4 @@
-"""The Python API, mirroring the CLI: :func:`create`, :func:`train`, :func:`load`."""
+"""The Python API, mirroring the CLI: ``create()``, ``train()``, ``load()``."""
 
 from __future__ import annotations
 
@@ -144,12 +144,18 @@ def train(name: str, backend: str | None = None, preset: str | None = None, *,
     out = distributed.broadcast_object(out if out is not None
                                        else default_out(name, p.spec.backend))
     run_dir = RunDir(out)
+    created = not run_dir.path.exists()
     if distributed.world().is_main:
         run_dir.prepare(overwrite=overwrite)
     distributed.barrier()
     from genzoo.session import Session
 
-    return Session(p, run_dir, reporter or Reporter()).run()
+    try:
+        return Session(p, run_dir, reporter or Reporter()).run()
+    except BaseException:
+        if created and distributed.world().is_main:
+            run_dir.remove_if_empty()  # failed before writing anything: leave no trace
+        raise
 
 
 def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: bool = False,
@@ -212,7 +218,7 @@ def load(run: str | Path, *, device: str = "auto", checkpoint: str | None = None
     """Reload a trained model from a run directory (no dataset needed).
 
     Args:
-        run: the run directory written by :func:`train` or ``genzoo train``.
+        run: the run directory written by ``train()`` or ``genzoo train``.
         device: where to put a torch model.
         checkpoint: ``"latest"`` to load the newest periodic checkpoint instead of
             ``model.safetensors``.

@@ -243,6 +243,13 @@ class RunDir:
                 (self.path / name).unlink(missing_ok=True)
             shutil.rmtree(self.checkpoints, ignore_errors=True)
 
+    def remove_if_empty(self) -> None:
+        """Remove the run directory if nothing was written into it."""
+        try:
+            self.path.rmdir()
+        except OSError:  # not empty, or already gone
+            pass
+
     def read_config(self) -> dict[str, Any]:
         if not self.holds_run():
             raise CheckpointError(f"{self.path} is not a genzoo run (no {self.CONFIG})")

@@ -422,8 +422,13 @@ def plugin_new(name: str, backend: str, directory: Path) -> None:
     Then:
       cd genzoo-NAME && pip install -e . && genzoo train NAME && python -m pytest
     """
+    from genzoo.registry import get_registry
     from genzoo.templates.plugin import write_plugin
 
+    taken = get_registry().models.get((name, backend))
+    if taken is not None:
+        raise GenzooError(f"model '{name}' ({backend}) is already registered by plugin "
+                          f"'{taken.plugin}'; choose another name")
     root = write_plugin(name, backend, directory)
     click.echo(f"wrote {root}")
     click.echo(f"next: pip install -e {root} && genzoo train {name} && "

@@ -1,7 +1,7 @@
 """Typed configs, presets and validated ``KEY=VALUE`` overrides.
 
 A run is described by two frozen dataclasses: the family's model config (a subclass of
-:class:`ModelConfig`) and the shared :class:`TrainConfig`. Presets and ``--set``
+``ModelConfig``) and the shared ``TrainConfig``. Presets and ``--set``
 overrides are flat ``{field: value}`` mappings; each key belongs to exactly one of the
 two configs. Values from the command line arrive as strings and are parsed by the
 field's type; every value is checked before anything heavy is imported.
@@ -10,6 +10,7 @@ field's type; every value is checked before anything heavy is imported.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -26,11 +27,11 @@ class ModelConfig:
     """Base class of every family's model config.
 
     Subclasses are frozen dataclasses with a comment on each field, and override
-    :meth:`validate` to check ranges.
+    ``validate()`` to check ranges.
     """
 
     def validate(self) -> None:
-        """Raise :class:`genzoo.errors.ConfigError` if a value is out of range."""
+        """Raise ``genzoo.errors.ConfigError`` if a value is out of range."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,55 @@ def split_overrides(
     return model, train
 
 
+def check_model_config_class(model_cls: type) -> None:
+    """Refuse a model config class that ``resolve()`` could not use.
+
+    It must be a dataclass with a ``validate()`` method (subclass ``ModelConfig``),
+    fields of types the CLI can parse, and no field named like a ``TrainConfig``
+    field: a shared name would take the training value away from training.
+
+    Raises:
+        ValueError: saying what is wrong and how to fix it.
+    """
+    fields = ({f.name for f in dataclasses.fields(model_cls)}
+              if isinstance(model_cls, type) and dataclasses.is_dataclass(model_cls) else None)
+    own = inspect.get_annotations(model_cls) if isinstance(model_cls, type) else {}
+    loose = [n for n, hint in own.items() if "ClassVar" not in str(hint)
+             and (fields is None or n not in fields)]
+    if fields is None or loose:  # e.g. a ModelConfig subclass without its own @dataclass
+        raise ValueError(f"config {getattr(model_cls, '__name__', model_cls)!r} must be a "
+                         "dataclass (decorate it with @dataclass(frozen=True))")
+    if not callable(getattr(model_cls, "validate", None)):
+        raise ValueError(f"config {model_cls.__name__} needs a validate() method "
+                         "(subclass genzoo.config.ModelConfig)")
+    try:
+        types_ = field_types(model_cls)
+    except NameError as exc:
+        raise ValueError(f"config {model_cls.__name__} has a type hint that does not "
+                         f"resolve: {exc}") from None
+    shared = sorted(set(types_) & set(field_types(TrainConfig)))
+    if shared:
+        raise ValueError(f"config {model_cls.__name__} field(s) {', '.join(shared)} clash with "
+                         "training settings of the same name; rename them")
+
+
+def check_preset(model_cls: type, name: str, preset: Mapping[str, Any]) -> None:
+    """Check that a preset's keys exist and its values parse (and pass the model config's
+    ``validate()``), so a typo in a plugin's preset is reported when it is registered.
+
+    Raises:
+        ValueError: naming the preset and the bad key or value.
+    """
+    try:
+        model_values, train_values = split_overrides(model_cls, preset)
+        make_config(model_cls, model_values)
+        types_ = field_types(TrainConfig)
+        for key, value in train_values.items():
+            _parse(key, types_[key], value)
+    except (ConfigError, TypeError) as exc:
+        raise ValueError(f"preset '{name}': {exc}") from None
+
+
 def resolve(
     model_cls: type[C], preset: Mapping[str, Any], overrides: Mapping[str, Any]
 ) -> tuple[C, TrainConfig]:
@@ -222,5 +272,5 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
-    """Rebuild a config saved by :func:`to_dict`; keys the class lacks are an error."""
+    """Rebuild a config saved by ``to_dict()``; keys the class lacks are an error."""
     return make_config(cls, dict(values))

@@ -6,9 +6,9 @@ Launch with ``torchrun --nproc_per_node N -m genzoo train ...`` or
 under ``DistributedDataParallel`` (gloo on CPU, NCCL on GPUs; the torch trainer wraps
 the networks), so the gradients are averaged across processes before clipping and the
 optimizer step, and every rank holds identical weights after every step. What DDP does
-not cover (Keras models on the torch backend) is averaged with :func:`all_average`. All ranks start
+not cover (Keras models on the torch backend) is averaged with ``all_average()``. All ranks start
 from the same seed and keep identical random streams; models that draw their noise for
-the global batch (:func:`global_draw`) train exactly as one process would.
+the global batch (``global_draw()``) train exactly as one process would.
 Rank 0 alone writes logs, checkpoints and samples.
 """
 

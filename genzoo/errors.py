@@ -1,7 +1,7 @@
 """User-facing errors.
 
 Every error a user can cause (an unknown name, a bad value, a broken file) is a
-:class:`GenzooError`. The CLI prints its message on one line and exits with status 2;
+``GenzooError``. The CLI prints its message on one line and exits with status 2;
 anything else is a bug and keeps its traceback.
 """
 

@@ -41,7 +41,8 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     protocol: dict[str, Any] = {"dataset": dataset.name, "split": "test"}
     if spec.evaluator:
         reporter.message(f"{spec.name}: family metrics")
-        family, family_protocol = import_object(spec.evaluator)(generator, dataset, k=k)
+        evaluate_family = import_object(spec.evaluator, f"evaluator of model '{spec.name}'")
+        family, family_protocol = evaluate_family(generator, dataset, k=k)
         metrics.update(family)
         protocol.update(family_protocol)
     if spec.kind == "image":

@@ -39,10 +39,13 @@ def register_models(register: Callable[[ModelSpec], None]) -> None:
 
     Args:
         register: call it once per (model name, backend) with a
-            :class:`genzoo.registry.ModelSpec`. A spec names its builder by import path
-            (``"package.module:Class"``), so registering imports no framework. Registering
-            a (name, backend) that another plugin already registered is refused with an
-            error naming both plugins; the first registration stays.
+            [`ModelSpec`][genzoo.registry.ModelSpec]. A spec names its builder by import
+            path (``"package.module:Class"``), so registering imports no framework. A spec
+            with a bad field (an unknown preset key, a config that is not a dataclass) is
+            refused with a warning saying why. So is a (name, backend) that another plugin
+            already registered: the warning names both plugins, and the first registration
+            stays (built-ins load first, then third-party plugins in the order of their
+            entry-point names).
     """
 
 
@@ -54,7 +57,8 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     are registered through this hook too.
 
     Args:
-        register: call it once per dataset with a :class:`genzoo.registry.DatasetSpec`.
+        register: call it once per dataset with a
+            [`DatasetSpec`][genzoo.registry.DatasetSpec].
             Its loader is an import path, imported only when the dataset is used.
     """
 

@@ -74,7 +74,22 @@ def _entry_points() -> list[metadata.EntryPoint]:
 
 
 def _hooks_of(pm: pluggy.PluginManager, plugin: object) -> list[str]:
-    return sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+    return sorted(caller.name for caller in pm.get_hookcallers(plugin) or []
+                  if caller.has_spec())
+
+
+def _check_hooks(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> None:
+    """Warn about a plugin that implements no hook, or a hook genzoo does not define."""
+    from genzoo.errors import PluginError, did_you_mean
+
+    known = [name for name in dir(hookspecs) if name.startswith("register_")]
+    for caller in pm.get_hookcallers(plugin) or []:
+        if not caller.has_spec():
+            info.fail(PluginError(f"implements '{caller.name}', which is not a genzoo hook."
+                                  f"{did_you_mean(caller.name, known)}"), "broke the contract")
+    if not info.hooks and info.error is None:
+        info.fail(PluginError("implements no genzoo hook (decorate its functions with "
+                              "@genzoo.hookimpl)"), "broke the contract")
 
 
 @lru_cache(maxsize=1)
@@ -112,4 +127,26 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...]]:
             info.fail(exc, "failed to load")
             continue
         info.hooks = _hooks_of(pm, plugin)
+        _check_hooks(pm, plugin, info)
+    if selected:
+        _check_selected(selected, _entry_points())
     return pm, tuple(infos)
+
+
+def _check_selected(selected: set[str], available: list[metadata.EntryPoint]) -> None:
+    """Warn about names in GENZOO_LOAD_PLUGINS that are not installed entry points."""
+    from genzoo.errors import did_you_mean
+
+    names = [ep.name for ep in available]
+    by_dist = {_normalise(ep.dist.name): ep for ep in available if ep.dist is not None}
+    for name in sorted(selected - set(names)):
+        ep = by_dist.get(_normalise(name))
+        hint = (f" Did you mean '{ep.name}' (the entry point of distribution {ep.dist.name})?"
+                if ep is not None and ep.dist is not None else did_you_mean(name, names))
+        warnings.warn(f"GENZOO_LOAD_PLUGINS names '{name}', which is not an installed plugin "
+                      f"(it takes entry-point names, as `genzoo plugins` lists them).{hint}",
+                      PluginWarning, stacklevel=3)
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")

@@ -55,7 +55,7 @@ class Generator(Protocol):
         ...
 
     def load_state(self, tensors: Mapping[str, np.ndarray]) -> None:
-        """Load weights saved by :meth:`state`; names and shapes must match."""
+        """Load weights saved by ``state()``; names and shapes must match."""
         ...
 
     def num_parameters(self) -> int:
@@ -114,7 +114,7 @@ class Trainer(Protocol):
         ...
 
     def load_state(self, tensors: Mapping[str, np.ndarray], values: Mapping[str, Any]) -> None:
-        """Restore what :meth:`state` returned."""
+        """Restore what ``state()`` returned."""
         ...
 
 

@@ -6,6 +6,9 @@ is called on its own, so one plugin that raises cannot hide the others' models.
 
 from __future__ import annotations
 
+import difflib
+import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -14,18 +17,50 @@ from types import MappingProxyType
 from typing import Any
 
 from genzoo.errors import LookupFailed, PluginError, did_you_mean
-from genzoo.plugins import PluginInfo, get_plugin_manager
+from genzoo.plugins import PluginInfo, PluginWarning, get_plugin_manager
 
 BACKENDS: tuple[str, ...] = ("torch", "keras")
 KINDS: tuple[str, ...] = ("image", "text")
 
 
-def import_object(path: str) -> Any:
-    """Import ``"package.module:attr"`` and return the attribute."""
+_IDENT = r"[A-Za-z_]\w*"
+IMPORT_PATH = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_import_path(path: str, what: str) -> None:
+    """Refuse an import path that is not of the form ``"package.module:attr"``."""
+    if not isinstance(path, str) or not IMPORT_PATH.match(path):
+        raise ValueError(f"{what} must be an import path 'package.module:attr', got {path!r}")
+
+
+def import_object(path: str, what: str = "") -> Any:
+    """Import ``"package.module:attr"`` and return the attribute.
+
+    A path that does not resolve (no such module or attribute, or a module that needs a
+    package that is not installed) raises ``genzoo.errors.PluginError`` naming
+    ``what`` and the path; any other error raised while importing the module is a bug in
+    that module and keeps its traceback.
+    """
     module_name, _, attr = path.partition(":")
-    obj: Any = import_module(module_name)
-    for part in attr.split(".") if attr else []:
-        obj = getattr(obj, part)
+    label = f"the {what} ({path})" if what else f"'{path}'"
+    try:
+        obj: Any = import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise PluginError(f"cannot import {label}: there is no module '{missing}'") from None
+        raise PluginError(f"cannot import {label}: it needs '{missing}', which is not "
+                          "installed") from None
+    for i, part in enumerate(attr.split(".") if attr else []):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            where = ".".join([module_name] + attr.split(".")[:i])
+            close = difflib.get_close_matches(part, dir(obj), n=1, cutoff=0.6)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise PluginError(f"cannot import {label}: '{where}' has no attribute "
+                              f"'{part}'.{hint}") from None
     return obj
 
 
@@ -37,7 +72,7 @@ class ModelSpec:
         name: the family name users type (``vae``, ``gan``, ``transformer``).
         backend: ``"torch"`` or ``"keras"``.
         kind: ``"image"`` or ``"text"``: what the model consumes and generates.
-        config: the family's config dataclass (a :class:`genzoo.config.ModelConfig`).
+        config: the family's config dataclass (a [`ModelConfig`][genzoo.config.ModelConfig]).
         builder: import path of the network class, ``"package.module:Class"``; it is
             called as ``Class(config, data_info)``. Imported only when a model is built.
         presets: named overrides of model and training config fields. Must include
@@ -67,6 +102,11 @@ class ModelSpec:
     plugin: str = ""
 
     def __post_init__(self) -> None:
+        from genzoo.config import check_model_config_class, check_preset
+
+        if not isinstance(self.name, str) or not NAME.match(self.name):
+            raise ValueError(f"model name {self.name!r} must be letters, digits, '.', '-' or '_'"
+                             ", starting with a letter or digit")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.kind not in KINDS:
@@ -75,6 +115,12 @@ class ModelSpec:
             raise ValueError(f"default preset {self.default_preset!r} is not in presets")
         if "tiny" not in self.presets:
             raise ValueError("every model needs a 'tiny' preset for tests")
+        check_import_path(self.builder, "builder")
+        if self.evaluator:
+            check_import_path(self.evaluator, "evaluator")
+        check_model_config_class(self.config)
+        for preset_name, preset in self.presets.items():
+            check_preset(self.config, preset_name, preset)
         if self.kind == "text" and "block_size" not in getattr(self.config,
                                                                "__dataclass_fields__", {}):
             raise ValueError("a text model's config needs a 'block_size' field: the length of "
@@ -129,6 +175,14 @@ class DatasetSpec:
     files: tuple[str, ...] = ()
     plugin: str = ""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not NAME.match(self.name):
+            raise ValueError(f"dataset name {self.name!r} must be letters, digits, '.', '-' or "
+                             "'_', starting with a letter or digit")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        check_import_path(self.loader, "loader")
+
     @property
     def folder(self) -> str:
         return self.directory or self.name
@@ -170,6 +224,11 @@ class Registry:
         label = f"model '{getattr(spec, 'name', '?')}' ({getattr(spec, 'backend', '?')})"
         key = _add(self.models, ModelSpec, lambda s: s.key, spec, info, label)
         info.models.append("/".join(key))
+        if spec.default_dataset not in self.datasets:  # still usable with --data
+            warnings.warn(f"plugin '{info.name}': {label} names default dataset "
+                          f"'{spec.default_dataset}', which is not registered."
+                          f"{did_you_mean(spec.default_dataset, self.datasets)}",
+                          PluginWarning, stacklevel=2)
 
     def _add_dataset(self, spec: DatasetSpec, info: PluginInfo) -> None:
         label = f"dataset '{getattr(spec, 'name', '?')}'"

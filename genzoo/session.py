@@ -10,7 +10,7 @@ import signal
 import time
 from functools import lru_cache
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Any
 
@@ -39,8 +39,24 @@ class Session:
         self.resume = resume
         self.stop_requested = False
         self.best: dict[str, float] | None = None
+        self.start, self.started = 0, None  # first step; when meta.json said "running"
 
     def run(self) -> Run:
+        """Train; a crash (or a second Ctrl-C) after the run started is noted in meta.json."""
+        try:
+            return self._run()
+        except (Interrupted, Diverged):
+            raise
+        except BaseException as exc:
+            if self.started is not None and world().is_main:
+                crashed = not isinstance(exc, KeyboardInterrupt)
+                with suppress(Exception):  # best effort: the original error matters more
+                    self._write_meta("failed" if crashed else "interrupted", self.start,
+                                     time.perf_counter() - self.started, {},
+                                     error=_one_line(exc) if crashed else None)
+            raise
+
+    def _run(self) -> Run:
         from genzoo.backends import get_backend
         from genzoo.data import load_dataset
 
@@ -70,6 +86,7 @@ class Session:
                                                     "world_size": world().size})
         if main:
             self._write_meta("running", start, 0.0, {})
+        self.start, self.started = start, time.perf_counter()
         val_batches, test_batches = self._eval_sources(data, text_val)
         hooks = LoopHooks(log=self.run_dir.log if main else lambda record: None,
                           checkpoint=self._checkpoint if main else None,
@@ -215,11 +232,13 @@ class Session:
 
         save_grid(self.run_dir.path / "samples.png", self.generator.sample(SAMPLE_COUNT, seed=seed))
 
-    def _write_meta(self, status: str, step: int, wall: float, metrics: dict[str, Any]) -> None:
+    def _write_meta(self, status: str, step: int, wall: float, metrics: dict[str, Any],
+                    error: str | None = None) -> None:
         spec, data = self.plan.spec, self.data
         plugin = next((i for i in _plugins() if i.name == spec.plugin), None)
         self.run_dir.write_json(RunDir.META, {
             "status": status,
+            **({"error": error} if error else {}),
             "genzoo": __version__,
             "genzoo_commit": _git_commit(),
             "plugin": {"name": spec.plugin,
@@ -237,6 +256,11 @@ class Session:
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "metrics": metrics,
         })
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:500]}"
 
 
 def _strip(record: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Use it from a plugin's tests::
     def test_my_model(tmp_path):
         check_model("my-model", "torch", tmp_path)
 
-Each check raises :class:`ConformanceError` naming the check that failed. genzoo's own
+Each check raises ``ConformanceError`` naming the check that failed. genzoo's own
 models are tested with exactly this kit (``tests/test_conformance.py``).
 
 The module is also a pytest plugin: with ``pytest_plugins = ["genzoo.testing"]`` in a
@@ -112,7 +112,14 @@ def check_learns(ctx: Context) -> None:
 
     ctx.run = genzoo.train(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx),
                            out=ctx.tmp_path / "run", log_every=1, steps=40)
-    losses = [r[ctx.spec.monitor] for r in ctx.run.history.train]
+    monitor = ctx.spec.monitor
+    reported = ctx.run.history.train[0] if ctx.run.history.train else {}
+    if monitor not in reported:
+        names = ", ".join(k for k in reported if k not in ("event", "step", "epoch", "lr",
+                                                           "time"))
+        raise ConformanceError(f"learns: the model reports no metric '{monitor}' (the spec's "
+                               f"monitor); it reports: {names or 'nothing'}")
+    losses = [r[monitor] for r in ctx.run.history.train]
     first, last = np.mean(losses[:5]), np.mean(losses[-5:])
     if not last < first:
         raise ConformanceError(f"learns: loss did not fall ({first:.4g} -> {last:.4g})")
@@ -210,6 +217,7 @@ def check_listing_imports_no_framework(ctx: Context) -> None:
 def check_bad_config_is_refused(ctx: Context) -> None:
     """Unknown keys and values of the wrong type are refused with ConfigError."""
     import dataclasses
+    import typing
 
     import genzoo
     from genzoo.config import field_types
@@ -217,12 +225,15 @@ def check_bad_config_is_refused(ctx: Context) -> None:
 
     probes: list[dict[str, Any]] = [{"no_such_key": "1"}]
     for name, hint in field_types(ctx.spec.config).items():
-        if hint in (int, float):
+        if {int, float} & {hint, *typing.get_args(hint)}:  # int, float, int | None, ...
             probes.append({name: "not-a-number"})
     for overrides in probes:
         try:
             genzoo.create(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx), **overrides)
-        except ConfigError:
+        except ConfigError as exc:
+            if next(iter(overrides)) not in str(exc):  # refused, but for another reason
+                raise ConformanceError(f"bad config: {overrides} was refused for another "
+                                       f"reason: {exc}") from exc
             continue
         raise ConformanceError(f"bad config: {overrides} was accepted")
     defaults = ctx.spec.config()
@@ -232,16 +243,29 @@ def check_bad_config_is_refused(ctx: Context) -> None:
 
 
 CHECKS: tuple[Callable[[Context], None], ...] = (
-    check_listing_imports_no_framework, check_bad_config_is_refused, check_builds,
+    check_listing_imports_no_framework, check_builds, check_bad_config_is_refused,
     check_learns, check_samples, check_round_trip, check_reproducible, check_resume,
 )
+LABELS = {check_listing_imports_no_framework: "listing", check_builds: "builds",
+          check_bad_config_is_refused: "bad config", check_learns: "learns",
+          check_samples: "samples", check_round_trip: "round trip",
+          check_reproducible: "reproducible", check_resume: "resume"}
 
 
 def check_model(name: str, backend: str, tmp_path: Path) -> None:
-    """Run every conformance check on one (model, backend), in order."""
+    """Run every conformance check on one (model, backend), in order.
+
+    Any error a check meets (the model raising, a missing method) is reported as a
+    ``ConformanceError`` naming the check, chained to the original error.
+    """
     ctx = Context(name, backend, Path(tmp_path))
     for check in CHECKS:
-        check(ctx)
+        try:
+            check(ctx)
+        except ConformanceError:
+            raise
+        except Exception as exc:
+            raise ConformanceError(f"{LABELS[check]}: {type(exc).__name__}: {exc}") from exc
 
 
 try:  # the pytest plugin part: only when pytest is there

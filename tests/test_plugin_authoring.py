@@ -62,6 +62,13 @@ def test_the_template_installs_lists_trains_and_passes_its_own_test(backend, tmp
     trained = genzoo("train", f"blobs-{backend}", "--preset", "tiny", "--out",
                      str(tmp_path / "run"))
     assert trained.returncode == 0, trained.stderr[-2000:]
+    if backend == "keras":  # the same Keras model also trains on Keras's torch backend
+        env["KERAS_BACKEND"] = "torch"
+        on_torch = genzoo("train", f"blobs-{backend}", "--preset", "tiny", "--out",
+                          str(tmp_path / "run-keras-torch"))
+        assert on_torch.returncode == 0, on_torch.stderr[-2000:]
+        del env["KERAS_BACKEND"]
+    assert (project / ".gitignore").read_text().startswith("runs/")
     tested = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              str(project / "tests")], capture_output=True, text=True,
                             env=env, cwd=project, timeout=600)
@@ -149,13 +156,27 @@ class Wrong(VAE):
 """
 
 
-def test_the_kit_names_the_failing_check(tmp_path, monkeypatch, fresh_registry):
-    install(tmp_path / "site", "wrong_plugin", WRONG_SHAPE, "wrong")
+@pytest.mark.parametrize(("change", "message"), [
+    ({}, r"^samples: shape \(5, 4, 8, 1\), expected \(5, 8, 8, 1\)"),
+    # A plugin's own mistakes that make genzoo raise are reported under the check's name.
+    ({'builder="wrong_model:Wrong"': 'builder="wrong_model:Wromg"'},
+     r"^builds: PluginError: cannot import the builder of model 'wrong' "
+     r"\(wrong_model:Wromg\): 'wrong_model' has no attribute 'Wromg'. Did you mean 'Wrong'\?"),
+    ({'summary=': 'monitor="recon_loss", summary='},
+     r"^learns: the model reports no metric 'recon_loss' \(the spec's monitor\); it reports: "
+     r"loss, kl, recon"),
+])
+def test_the_kit_names_the_failing_check(tmp_path, monkeypatch, fresh_registry, change,
+                                         message):
+    code = WRONG_SHAPE
+    for old, new in change.items():
+        code = code.replace(old, new)
+    module = f"wrong_plugin_{len(change)}_{len(code)}"  # a fresh module for each case
+    install(tmp_path / "site", module, code, "wrong")
     (tmp_path / "site" / "wrong_model.py").write_text(WRONG_MODEL)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     fresh_registry.reset()
-    with pytest.raises(ConformanceError, match=r"^samples: shape \(5, 4, 8, 1\), expected "
-                                               r"\(5, 8, 8, 1\)"):
+    with pytest.raises(ConformanceError, match=message):
         check_model("wrong", "torch", tmp_path / "kit")
 
 
@@ -201,6 +222,11 @@ def test_the_example_plugin_from_the_tutorial_installs_and_trains(tmp_path):
     events = [json.loads(line) for line in (run / "metrics.jsonl").open()]
     losses = [e["loss"] for e in events if e["event"] == "train"]
     assert losses[-1] < losses[0]
+    evaluated = subprocess.run([str(python), "-m", "genzoo", "eval", str(run), "--samples",
+                                "100"], capture_output=True, text=True, env=env, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    metrics = json.loads((run / "eval.json").read_text())["metrics"]
+    assert metrics["test_nll"] > 0 and "fd" in metrics  # its own metric and genzoo's
     tested = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              str(project / "tests")], capture_output=True, text=True,
                             env=env, cwd=tmp_path, timeout=600)

@@ -128,3 +128,52 @@ def test_a_third_party_model_trains_through_the_cli(tmp_path):
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["model"], config["preset"]) == ("toy", "tiny")
+
+
+MISNAMED_HOOK = """
+from genzoo import hookimpl
+
+@hookimpl
+def register_model(register):  # one letter short of register_models
+    raise AssertionError("never called")
+"""
+NO_HOOKIMPL = """
+def register_models(register):  # no @hookimpl: pluggy does not see it
+    raise AssertionError("never called")
+"""
+UNKNOWN_DEFAULT_DATA = GOOD.replace('default_dataset="digits"', 'default_dataset="digitz"')
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    (MISNAMED_HOOK, "implements 'register_model', which is not a genzoo hook. "
+                    "Did you mean 'register_models'?"),
+    (NO_HOOKIMPL, r"implements no genzoo hook \(decorate its functions with "
+                  r"@genzoo.hookimpl\)"),
+])
+def test_a_plugin_whose_hooks_genzoo_cannot_call_is_reported(site, fresh_registry, code,
+                                                              message):
+    install(site, f"quiet_plugin_{len(code)}", code, "quiet")  # a fresh module per case
+    with pytest.warns(PluginWarning, match=message):
+        registry = fresh_registry.get_registry()
+    info = _infos(fresh_registry)["quiet"]
+    assert info.hooks == [] and info.models == [] and info.error
+    assert registry.model("vae")
+
+
+def test_an_unknown_default_dataset_is_a_warning_not_a_refusal(site, fresh_registry):
+    install(site, "toy_digitz_plugin", UNKNOWN_DEFAULT_DATA, "toy")
+    with pytest.warns(PluginWarning, match="names default dataset 'digitz', which is not "
+                                           "registered. Did you mean 'digits'?"):
+        registry = fresh_registry.get_registry()
+    assert registry.model("toy").default_dataset == "digitz"  # --data still works
+
+
+def test_genzoo_load_plugins_warns_about_a_name_it_cannot_find(site, fresh_registry,
+                                                              monkeypatch):
+    install(site, "toy_plugin", GOOD, "toy")
+    monkeypatch.setenv("GENZOO_LOAD_PLUGINS", "vae,toy-plugin")  # the distribution's name
+    with pytest.warns(PluginWarning, match="GENZOO_LOAD_PLUGINS names 'toy-plugin', which is "
+                                           "not an installed plugin .* Did you mean 'toy' "
+                                           r"\(the entry point of distribution toy-plugin\)"):
+        registry = fresh_registry.get_registry()
+    assert registry.model_names() == ["vae"]

@@ -120,6 +120,30 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path) -> None:
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 130
+    assert json.loads((run / "meta.json").read_text())["status"] == "interrupted"
+
+
+def test_a_crash_is_recorded_and_a_failed_start_leaves_no_folder(tmp_path, monkeypatch) -> None:
+    import genzoo
+    import genzoo.data
+    from genzoo.session import Session
+
+    def crash(self):
+        raise RuntimeError("disk on\nfire")
+
+    monkeypatch.setattr(Session, "_write_samples", crash)  # after training, before the end
+    with pytest.raises(RuntimeError, match="disk on"):
+        genzoo.train("vae", preset="tiny", out=tmp_path / "crashed", steps=5)
+    meta = json.loads((tmp_path / "crashed" / "meta.json").read_text())
+    assert (meta["status"], meta["error"]) == ("failed", "RuntimeError: disk on fire")
+
+    def no_data(*args, **kwargs):
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(genzoo.data, "load_dataset", no_data)
+    with pytest.raises(OSError):
+        genzoo.train("vae", preset="tiny", out=tmp_path / "never" / "started", steps=5)
+    assert (tmp_path / "never").is_dir() and not (tmp_path / "never" / "started").exists()
 
 
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch) -> None:

@@ -10,7 +10,7 @@ stable across processes), and:
 - optionally ``prepare_eval(x: np.ndarray) -> np.ndarray``; models with several
   optimizers (the GAN) define ``configure_optimizers(make_optimizer) -> dict``, passed
   to their ``compile``, and override ``train_step``/``test_step`` using
-  :func:`value_and_grad`;
+  ``value_and_grad()``;
 - optionally ``render(z)`` and ``noise(n, seed_generator)`` for latent interpolation.
 
 Randomness inside a model must come from a ``keras.random.SeedGenerator`` attribute:
@@ -224,7 +224,7 @@ def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
         )
     keras.utils.set_random_seed(seed)
     with _scope():  # mirrored variables when several devices train one model
-        model = import_object(spec.builder)(config, info)
+        model = import_object(spec.builder, f"builder of model '{spec.name}'")(config, info)
     cls = KerasTextGenerator if spec.kind == "text" else KerasGenerator
     return cls(spec, config, info, model, device)
 
@@ -241,7 +241,7 @@ def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
 
 
 class KerasTrainer:
-    """Optimises a :class:`KerasGenerator` through ``train_on_batch``."""
+    """Optimises a ``KerasGenerator`` through ``train_on_batch``."""
 
     def __init__(self, generator: KerasGenerator, cfg: TrainConfig):
         if cfg.precision != "fp32":

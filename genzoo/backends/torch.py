@@ -12,7 +12,7 @@ A torch plugin supplies an ``nn.Module`` built as ``Module(config, data_info)`` 
 - optionally ``render(z) -> images`` and ``noise(n, generator) -> z`` for latent
   interpolation.
 
-Under ``torchrun`` the trainer trains with :class:`~torch.nn.parallel.DistributedDataParallel`:
+Under ``torchrun`` the trainer trains with ``torch.nn.parallel.DistributedDataParallel``:
 the default step runs ``loss`` through a DDP wrapper, and a custom step routes each
 network's forward pass through ``trainer.parallel(network)`` (the GAN does this for G
 and D). Gradients of any parameter no wrapper covers are averaged by one flat all-reduce
@@ -137,7 +137,7 @@ def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
           device: str = "auto") -> TorchGenerator:
     """Build a plugin's module with seeded weights on the requested device."""
     torch.manual_seed(seed)
-    module = import_object(spec.builder)(config, info)
+    module = import_object(spec.builder, f"builder of model '{spec.name}'")(config, info)
     cls = TorchTextGenerator if spec.kind == "text" else TorchGenerator
     return cls(spec, config, info, module, resolve_device(device))
 
@@ -177,7 +177,7 @@ class _Loss(torch.nn.Module):
 
 
 class TorchTrainer:
-    """Optimises a :class:`TorchGenerator`; one class serves every torch model."""
+    """Optimises a ``TorchGenerator``; one class serves every torch model."""
 
     def __init__(self, generator: TorchGenerator, cfg: TrainConfig):
         self.generator = generator

@@ -34,7 +34,7 @@ def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData | Text
         spec = registry.dataset(name_or_path)
         if kind is not None and spec.kind != kind:
             raise DataError(f"dataset '{spec.name}' holds {spec.kind}s, but this model needs {kind}s")
-        return import_object(spec.loader)(spec)
+        return import_object(spec.loader, f"loader of dataset '{spec.name}'")(spec)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         _expect(kind, "image", path)

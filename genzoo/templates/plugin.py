@@ -24,7 +24,7 @@ name = "genzoo-$name"
 version = "0.1.0"
 description = "A genzoo model plugin: $name"
 requires-python = ">=3.10"
-dependencies = ["genzoo>=$genzoo_version"]
+dependencies = ["genzoo[$backend]>=$genzoo_version"]  # genzoo and the framework
 
 # This line is what makes genzoo find the plugin.
 [project.entry-points.genzoo]
@@ -32,7 +32,20 @@ $name = "$package"
 
 [tool.setuptools]
 packages = ["$package"]
+
+[tool.pytest.ini_options]
+filterwarnings = [  # the frameworks' own deprecation noise
+    "ignore::DeprecationWarning:tensorflow.*",
+    "ignore::DeprecationWarning:keras.*",
+]
 ''')
+
+GITIGNORE = """\
+runs/
+__pycache__/
+*.egg-info/
+.pytest_cache/
+"""
 
 INIT = Template('''\
 """genzoo plugin: $name."""
@@ -166,6 +179,7 @@ class Model(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Keras computes the gradients of this on every backend."""
         mu, logvar, logits = y_pred
+        x = ops.convert_to_tensor(x, dtype=logits.dtype)  # a NumPy batch on some backends
         recon = ops.mean(ops.sum(ops.reshape(ops.softplus(logits) - x * logits,
                                              (ops.shape(x)[0], -1)), axis=1))
         kl = ops.mean(ops.sum(0.5 * (ops.square(mu) + ops.exp(logvar) - 1 - logvar), axis=1))
@@ -230,4 +244,5 @@ def write_plugin(name: str, backend: str, directory: Path) -> Path:
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(template.substitute(values))
+    (root / ".gitignore").write_text(GITIGNORE)
     return root

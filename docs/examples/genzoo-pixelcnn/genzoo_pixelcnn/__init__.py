@@ -12,6 +12,7 @@ SPEC = ModelSpec(
     kind="image",
     config=PixelCNNConfig,
     builder="genzoo_pixelcnn.model:PixelCNN",  # imported only when the model is built
+    evaluator="genzoo_pixelcnn.evaluate:evaluate",  # its own metric for `genzoo eval`
     presets=PRESETS,
     default_preset="default",
     default_dataset="digits",
