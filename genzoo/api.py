@@ -233,18 +233,29 @@ def load(run: str | Path, *, device: str = "auto", checkpoint: str | None = None
     spec = get_registry().model(saved["model"], saved["backend"])
     model_cfg = from_dict(spec.config, saved["model_config"])
     train_cfg = from_dict(TrainConfig, {**saved["train_config"], "device": device})
+    if checkpoint is None and not (run_dir.path / WEIGHTS).is_file():
+        status = run_dir.status()
+        raise CheckpointError(
+            f"{run_dir.path} has no final weights yet ({status or 'no meta.json'}): it "
+            f"writes {WEIGHTS} when training ends; continue it with `genzoo train "
+            f"{spec.name} --resume {run_dir.path}`")
     info = DataInfo.from_json(saved["data_info"])
     p = Plan(spec, saved["preset"], model_cfg, train_cfg, saved["dataset"])
     generator = _build(p, info)
     if checkpoint is None:
-        tensors = load_tensors(run_dir.path / WEIGHTS)
-        check_origin(tensor_metadata(run_dir.path / WEIGHTS), spec, run_dir.path / WEIGHTS)
+        source = run_dir.path / WEIGHTS
+        tensors = load_tensors(source)
+        check_origin(tensor_metadata(source), spec, source)
     else:
         found = latest_checkpoint(run_dir.checkpoints)
         if found is None:
             raise CheckpointError(f"{run_dir.path} has no checkpoint")
         tensors, _, _ = read_checkpoint(found)
-    generator.load_state(tensors)
+        source = found
+    try:
+        generator.load_state(tensors)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
     return generator
 
 

@@ -8,6 +8,7 @@ the newest complete one. A crash at any moment leaves the previous checkpoint lo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -51,8 +52,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # e.g. its folder is a file: nothing was made
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk, a missing folder: one clear line
+            raise CheckpointError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
     _fsync_dir(path.parent)
 
@@ -85,7 +89,21 @@ def tensors_to_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, s
 
     # np.ascontiguousarray would turn 0-d arrays (step counters) into shape (1,).
     arrays = {k: np.require(v, requirements="C") for k, v in tensors.items()}
-    return save(arrays, metadata=dict(metadata))
+    return _canonical_header(save(arrays, metadata=dict(metadata)))
+
+
+def _canonical_header(data: bytes) -> bytes:
+    """The same file with its JSON header's keys sorted.
+
+    safetensors writes the header from a hash map, so the same tensors and metadata can
+    give different bytes; sorted keys make equal checkpoints byte-identical (sha256 and
+    ``cmp`` agree). The data section and its offsets are untouched.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header to 8 bytes with spaces
+    return len(text).to_bytes(8, "little") + text + data[8 + size:]
 
 
 def save_tensors(path: Path, tensors: Mapping[str, np.ndarray],
@@ -173,13 +191,27 @@ def _prune(directory: Path, keep: int) -> None:
 
 def latest_checkpoint(directory: Path) -> Path | None:
     """The checkpoint named by ``latest``, or the newest complete one if that is broken."""
+    found = complete_checkpoints(directory)
+    return found[0] if found else None
+
+
+def complete_checkpoints(directory: Path) -> list[Path]:
+    """Every checkpoint with its ``state.json``, the one ``latest`` names first, then the
+    others from newest to oldest (the order to try them in when one fails to verify)."""
+    complete = sorted((p for p in directory.glob("step-*") if (p / STATE).is_file()),
+                      reverse=True)
     pointer = directory / "latest"
-    if pointer.is_file():
-        candidate = directory / pointer.read_text().strip()
-        if (candidate / STATE).is_file():
-            return candidate
-    complete = sorted(p for p in directory.glob("step-*") if (p / STATE).is_file())
-    return complete[-1] if complete else None
+    named = directory / pointer.read_text().strip() if pointer.is_file() else None
+    if named in complete:
+        complete.remove(named)
+        complete.insert(0, named)
+    return complete
+
+
+def remove_unfinished_checkpoints(directory: Path) -> None:
+    """Remove the temporary folders of checkpoints whose writer was killed mid-write."""
+    for unfinished in directory.glob(".tmp-step-*"):
+        shutil.rmtree(unfinished, ignore_errors=True)
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
@@ -211,6 +243,7 @@ class RunDir:
     METRICS = "metrics.jsonl"
     RUN_FILES = (CONFIG, META, WEIGHTS, METRICS, "best.safetensors", "samples.png",
                  "samples.txt", "eval.json")
+    SAMPLE_FILES = ("sample-seed*.png", "interpolate-*-*.png")
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -226,8 +259,8 @@ class RunDir:
         """Create the directory, check it is writable, and refuse to clobber a run."""
         if self.holds_run() and not overwrite:
             raise CheckpointError(
-                f"{self.path} already holds a run; pass --overwrite to replace it or "
-                f"--resume {self.path} to continue it"
+                f"{self.path} already holds a run; replace it (--overwrite, or "
+                f"overwrite=True) or continue it (--resume {self.path}, or genzoo.resume)"
             )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -241,7 +274,18 @@ class RunDir:
         if overwrite:
             for name in self.RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
+            for pattern in self.SAMPLE_FILES:  # what `genzoo sample` wrote beside the run
+                for path in self.path.glob(pattern):
+                    path.unlink(missing_ok=True)
             shutil.rmtree(self.checkpoints, ignore_errors=True)
+
+    def status(self) -> str | None:
+        """The ``status`` in meta.json (``None`` if there is none to read)."""
+        try:
+            meta = read_json(self.path / self.META)
+        except CheckpointError:
+            return None
+        return meta.get("status") if isinstance(meta, dict) else None
 
     def remove_if_empty(self) -> None:
         """Remove the run directory if nothing was written into it."""
@@ -250,10 +294,18 @@ class RunDir:
         except OSError:  # not empty, or already gone
             pass
 
+    REQUIRED = ("model", "backend", "preset", "dataset", "model_config", "train_config",
+                "data_info")
+
     def read_config(self) -> dict[str, Any]:
+        """The run's ``config.json``; a folder that holds none, or another tool's, is an error."""
         if not self.holds_run():
             raise CheckpointError(f"{self.path} is not a genzoo run (no {self.CONFIG})")
-        return read_json(self.path / self.CONFIG)
+        config = read_json(self.path / self.CONFIG)
+        if not isinstance(config, dict) or any(k not in config for k in self.REQUIRED):
+            raise CheckpointError(f"{self.path} is not a genzoo run (its {self.CONFIG} was not "
+                                  "written by genzoo)")
+        return config
 
     def write_json(self, name: str, obj: Any) -> None:
         atomic_write_json(self.path / name, obj)

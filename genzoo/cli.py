@@ -77,7 +77,7 @@ def cli() -> None:
     \b
     Start with:
       genzoo list                 the models and their presets
-      genzoo train vae            train a VAE on the bundled digits (under a minute)
+      genzoo train vae            train a VAE on the bundled digits (seconds)
       genzoo sample RUN --n 64    draw samples from a trained run
     """
 
@@ -174,7 +174,7 @@ def plugins(as_json: bool, verbose: bool) -> None:
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
               help="bf16: autocast the forward pass (torch) [fp32].")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(path_type=str), default=None,
               help="Run directory [default: runs/<model>-<backend>-<UTC time>].")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override any model or training config field; repeatable.")
@@ -188,7 +188,7 @@ def plugins(as_json: bool, verbose: bool) -> None:
 def train(model: str, backend: str | None, preset: str | None, data: str | None, epochs: int | None,
           steps: int | None, batch_size: int | None, lr: float | None, seed: int | None,
           device: str | None, compile_: bool | None, precision: str | None,
-          checkpoint_every: int | None, out: Path | None,
+          checkpoint_every: int | None, out: str | Path | None,
           assignments: tuple[str, ...], resume: Path | None, overwrite: bool,
           allow_changes: bool, nproc: int | None) -> None:
     """Train MODEL and write a run directory.
@@ -203,10 +203,25 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
     from genzoo.config import parse_assignments
     from genzoo.progress import make_reporter
 
+    if resume is not None:  # a resumed run keeps its dataset, preset and folder
+        given = [flag for flag, value in (("--data", data), ("--preset", preset),
+                                          ("--out", out), ("--overwrite", overwrite)) if value]
+        if given:
+            raise GenzooError(f"--resume continues {resume} with its own dataset, preset and "
+                              f"folder; drop {', '.join(given)} (other settings can change "
+                              "with --allow-changes)")
+    if out is not None and not out.strip():
+        raise GenzooError("--out is empty; give a folder for the run")
+    out = Path(out) if out is not None else None
     if nproc is not None and nproc > 1:
         # Validate here, in one process, then let torchrun start N copies of this command.
-        api.plan(model, backend, preset, data=data, **parse_assignments(assignments))
-        return _launch_torchrun(nproc, out or api.default_out(model, backend or "torch"))
+        planned = api.plan(model, backend, preset, data=data, **parse_assignments(assignments))
+        if planned.spec.backend == "keras" and os.environ.get("KERAS_BACKEND") != "torch":
+            raise GenzooError("--nproc with a Keras model needs KERAS_BACKEND=torch; on "
+                              "TensorFlow run one process, which trains on every local GPU "
+                              "through MirroredStrategy")
+        return _launch_torchrun(nproc, None if resume is not None else
+                                out or api.default_out(model, backend or "torch"))
     overrides: dict[str, Any] = parse_assignments(assignments)
     flags = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr,
              "seed": seed, "device": device, "checkpoint_every": checkpoint_every,
@@ -233,7 +248,7 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
     distributed.shutdown()
 
 
-def _launch_torchrun(nproc: int, out: Path) -> None:
+def _launch_torchrun(nproc: int, out: Path | None) -> None:
     """Re-run this command under ``torchrun --standalone --nproc_per_node N``."""
     import subprocess
 
@@ -245,7 +260,7 @@ def _launch_torchrun(nproc: int, out: Path) -> None:
             skip = True
         elif not arg.startswith("--nproc="):
             args.append(arg)
-    if "--out" not in args:  # choose the run directory once, for every rank
+    if out is not None and "--out" not in args:  # one run directory for every rank
         args += ["--out", str(out)]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={nproc}", "-m", "genzoo", *args]
@@ -266,9 +281,10 @@ def _saved_model(run: Path) -> tuple[str, str]:
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--n", "n", type=click.IntRange(min=1), default=None,
               help="How many samples [images: 64, text: 1].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output file [images: RUN/sample-seed<SEED>.png; text: stdout only].")
+              help="Output file, .png for images [images: RUN/sample-seed<SEED>.png; "
+                   "text: stdout only].")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--interpolate", is_flag=True,
               help="Images: a latent interpolation strip from seed SEED to SEED+1 "
@@ -299,6 +315,10 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
         raise GenzooError("--interpolate applies to image models")
     if kind != "text" and prompt is not None:
         raise GenzooError("--prompt applies to text models")
+    if interpolate and n == 1:
+        raise GenzooError("--interpolate needs --n of at least 2 (the two ends)")
+    if out is not None:
+        _check_output_file(out, ".png" if kind != "text" else None)
     import genzoo
 
     generator = genzoo.load(run, device=device)
@@ -310,13 +330,24 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
     if interpolate:
         if not hasattr(_network(generator), "render"):
             raise GenzooError(f"{generator.spec.name} has no latent space to interpolate in")
-        steps = max(n or 10, 2)
+        steps = n or 10
         out = out or Path(run) / f"interpolate-{seed}-{seed + 1}.png"
         save_grid(out, generator.interpolate(seed, seed + 1, steps), ncol=steps)
     else:
         out = out or Path(run) / f"sample-seed{seed}.png"
         save_grid(out, generator.sample(n or 64, seed=seed))
     click.echo(str(out))
+
+
+def _check_output_file(out: Path, suffix: str | None) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if suffix is not None and out.suffix.lower() != suffix:
+        raise GenzooError(f"--out {out}: images are written as PNG; name the file *{suffix}")
+    if out.is_dir():
+        raise GenzooError(f"--out {out} is a folder; name a file in it")
+    parent = out.parent
+    if not parent.is_dir():
+        raise GenzooError(f"--out {out}: the folder {parent} does not exist")
 
 
 def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: str | None,
@@ -357,6 +388,9 @@ def _network(generator: Any) -> Any:
 def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> None:
     """Evaluate a trained RUN on its test split; writes RUN/eval.json.
 
+    With --data naming another dataset (of the same image shape, or text the run's
+    vocabulary covers), the figures go to RUN/eval-<dataset>.json instead.
+
     \b
     Examples:
       genzoo eval runs/vae-torch-20261128-131650
@@ -365,7 +399,7 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
     from genzoo.checkpoint import RunDir
 
     RunDir(run).read_config()  # a clear error before the framework loads
-    from genzoo.evaluation import evaluate_run
+    from genzoo.evaluation import eval_path, evaluate_run
     from genzoo.progress import PlainReporter
 
     result = evaluate_run(run, data=data, k=k, samples=samples, reporter=PlainReporter())
@@ -375,7 +409,7 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
     reference = result["protocol"].get("reference", {})
     rows += [[f"reference: {name}", f"{value:.4f}"] for name, value in reference.items()]
     _table(["metric", "value"], rows)
-    click.echo(f"protocol and figures: {Path(run) / 'eval.json'} "
+    click.echo(f"protocol and figures: {eval_path(run, data)} "
                f"({result['wall_time_s']:.1f} s)")
 
 
@@ -406,7 +440,7 @@ def compare_(runs: tuple[Path, ...], metrics: tuple[str, ...], as_json: bool) ->
 
 @cli.group("plugin")
 def plugin_group() -> None:
-    """Write and inspect model plugins."""
+    """Write a new model plugin (`genzoo plugins` lists the installed ones)."""
 
 
 @plugin_group.command("new")
@@ -450,7 +484,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="genzoo", standalone_mode=False)
     except GenzooError as exc:
-        print(f"genzoo: error: {_one_line(str(exc))}", file=sys.stderr)
+        what = "" if exc.exit_code == 130 else "error: "  # Ctrl-C, handled: not an error
+        print(f"genzoo: {what}{_one_line(str(exc))}", file=sys.stderr)
         _exit(exc.exit_code)
     except click.exceptions.Abort:
         print("genzoo: aborted", file=sys.stderr)
@@ -458,6 +493,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("genzoo: interrupted", file=sys.stderr)
         _exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `genzoo`, `genzoo plugin`
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        _exit(0)
     except click.ClickException as exc:
         print(f"genzoo: error: {_one_line(exc.format_message())}", file=sys.stderr)
         _exit(exc.exit_code)

@@ -147,7 +147,8 @@ def compare(paths: Iterable[Path | str], metrics: Iterable[str] = ()) -> dict[st
             groups.setdefault(key, []).append(r)
     summary = [{"model": g[0]["model"], "backend": g[0]["backend"], "preset": g[0]["preset"],
                 "data": g[0]["data"], "differs": g[0]["differs"], "runs": len(g),
-                "metrics": summarise(g)} for g in groups.values()]
+                "metrics": summarise(g)} for g in groups.values()
+               if len({r["seed"] for r in g}) == len(g)]  # repeats of one seed are no spread
     return _finite({"runs": runs, "groups": summary})
 
 

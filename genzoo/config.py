@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -78,9 +80,16 @@ class TrainConfig:
                      "eval_batches", "checkpoint_every", "seed"):
             require(getattr(self, name) >= 0, name, "must not be negative")
         require(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
-        device = self.device.split(":")[0]
-        require(device in ("auto", "cpu", "cuda", "mps"), "device",
-                f"must be auto, cpu, cuda, cuda:N or mps, got '{self.device}'")
+        check_device(self.device)
+
+
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(device: str) -> None:
+    """Refuse a device string that is not ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    require(bool(DEVICE.fullmatch(device)), "device",
+            f"must be auto, cpu, cuda, cuda:N or mps, got '{device}'")
 
 
 def require(ok: bool, name: str, message: str) -> None:
@@ -139,14 +148,18 @@ def _parse(name: str, hint: Any, value: Any) -> Any:
                 f"invalid value for '{name}': expected an integer, got '{value}'"
             ) from None
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         try:
-            return float(str(value).strip())
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value if isinstance(value, (int, float)) else str(value).strip())
         except ValueError:
             raise ConfigError(
                 f"invalid value for '{name}': expected a number, got '{value}'"
             ) from None
+        if not math.isfinite(number):
+            raise ConfigError(f"invalid value for '{name}': expected a finite number, "
+                              f"got '{value}'")
+        return number
     if hint is str:
         return str(value)
     raise TypeError(f"config field '{name}' has an unsupported type {hint!r}")

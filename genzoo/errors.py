@@ -43,7 +43,9 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     The hint starts with a space so callers can append it to a sentence.
     """
     options = sorted(set(choices))
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    by_lower = {option.lower(): option for option in options}  # `VAE` finds `vae`
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    close = [by_lower[c] for c in close]
     hint = f" Did you mean '{close[0]}'?" if close else ""
     if options:
         hint += f" (choose from {', '.join(options)})"

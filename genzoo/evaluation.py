@@ -11,12 +11,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from genzoo.checkpoint import RunDir, atomic_write_json
 from genzoo.config import TrainConfig, from_dict
+from genzoo.errors import DataError
 from genzoo.progress import Reporter
 from genzoo.registry import get_registry, import_object
 
@@ -26,7 +28,11 @@ SAMPLES = 10_000  # generated images, against the 10,000 test images
 
 def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
                  samples: int = SAMPLES, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Evaluate a run on its dataset's test split and write ``eval.json`` into it."""
+    """Evaluate a run on its dataset's test split and write ``eval.json`` into it.
+
+    With ``data`` naming another dataset, the figures go to ``eval-<dataset>.json``
+    instead (:func:`eval_path`), so they never replace those of the run's own test split.
+    """
     import genzoo
     from genzoo.data import load_dataset
 
@@ -34,7 +40,7 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     run_dir = RunDir(run)
     saved = run_dir.read_config()
     spec = get_registry().model(saved["model"], saved["backend"])
-    dataset = load_dataset(data or saved["dataset"], spec.kind)
+    dataset = _matching(load_dataset(data or saved["dataset"], spec.kind), saved, run_dir)
     generator = genzoo.load(run)
     t0 = time.perf_counter()
     metrics: dict[str, float] = {}
@@ -57,8 +63,31 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     result = {"model": spec.name, "backend": spec.backend, "run": str(run_dir.path),
               "metrics": metrics, "protocol": protocol,
               "wall_time_s": round(time.perf_counter() - t0, 2)}
-    atomic_write_json(run_dir.path / "eval.json", result)
+    atomic_write_json(eval_path(run_dir.path, data), result)
     return result
+
+
+def eval_path(run: str | Path, data: str | None = None) -> Path:
+    """Where ``genzoo eval RUN [--data DATA]`` writes: ``eval.json`` for the run's own
+    dataset, ``eval-<name>.json`` for another (a registered name, or a path's file name)."""
+    run_dir = RunDir(run)
+    if data is None or data == run_dir.read_config()["dataset"]:
+        return run_dir.path / "eval.json"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data).name or data)
+    return run_dir.path / f"eval-{name}.json"
+
+
+def _matching(dataset: Any, saved: dict[str, Any], run_dir: RunDir) -> Any:
+    """The dataset, as the run's model can score it: text in the run's vocabulary;
+    images of the shape it was trained on (anything else is a clear error)."""
+    info = saved["data_info"]
+    if dataset.kind == "text":
+        return dataset.with_vocab(info["vocab"], f"the model in {run_dir.path}")
+    if list(dataset.info.shape) != list(info["shape"]):
+        shape = "x".join(map(str, info["shape"]))
+        raise DataError(f"{run_dir.path} was trained on {shape} images ({saved['dataset']}); "
+                        f"'{dataset.name}' holds {'x'.join(map(str, dataset.info.shape))} images")
+    return dataset
 
 
 def image_quality(generator: Any, data: Any, samples: int,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import time
+import warnings
 from functools import lru_cache
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -16,8 +17,9 @@ from typing import Any
 
 from genzoo import __version__
 from genzoo.api import Plan, Run, check_origin, weights_metadata
-from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, latest_checkpoint,
-                               load_tensors, read_checkpoint, save_tensors, write_checkpoint)
+from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, complete_checkpoints,
+                               load_tensors, read_checkpoint, remove_unfinished_checkpoints,
+                               save_tensors, write_checkpoint)
 from genzoo.distributed import Sharded, world
 from genzoo.errors import CheckpointError, DataError
 from genzoo.progress import Reporter
@@ -40,6 +42,7 @@ class Session:
         self.stop_requested = False
         self.best: dict[str, float] | None = None
         self.start, self.started = 0, None  # first step; when meta.json said "running"
+        self.step = 0  # the last step logged
 
     def run(self) -> Run:
         """Train; a crash (or a second Ctrl-C) after the run started is noted in meta.json."""
@@ -51,7 +54,7 @@ class Session:
             if self.started is not None and world().is_main:
                 crashed = not isinstance(exc, KeyboardInterrupt)
                 with suppress(Exception):  # best effort: the original error matters more
-                    self._write_meta("failed" if crashed else "interrupted", self.start,
+                    self._write_meta("failed" if crashed else "interrupted", self.step,
                                      time.perf_counter() - self.started, {},
                                      error=_one_line(exc) if crashed else None)
             raise
@@ -78,17 +81,16 @@ class Session:
         self.generator, self.trainer, self.spe = generator, trainer, spe
         self.data, self.backend = data, backend
 
-        start = self._restore() if self.resume else 0
+        start = self._restore(total) if self.resume else 0
         main = world().is_main  # rank 0 alone writes; every rank trains
-        if main and not self.resume:
+        if main:  # on resume too: --allow-changes may have changed the config
             self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": data.info.to_json(),
                                                     "genzoo": __version__,
                                                     "world_size": world().size})
-        if main:
             self._write_meta("running", start, 0.0, {})
-        self.start, self.started = start, time.perf_counter()
+        self.start, self.started, self.step = start, time.perf_counter(), start
         val_batches, test_batches = self._eval_sources(data, text_val)
-        hooks = LoopHooks(log=self.run_dir.log if main else lambda record: None,
+        hooks = LoopHooks(log=self._log if main else lambda record: None,
                           checkpoint=self._checkpoint if main else None,
                           on_eval=self._on_eval, should_stop=lambda: self.stop_requested,
                           reporter=self.reporter)
@@ -107,9 +109,9 @@ class Session:
             raise Interrupted(exc.step, (
                 f"interrupted at step {exc.step}; checkpoint written. Continue with: "
                 f"genzoo train {p.spec.name} --resume {self.run_dir.path}")) from None
-        except Diverged:
+        except Diverged as exc:
             if main:
-                self._write_meta("diverged", start, time.perf_counter() - t0, {})
+                self._write_meta("diverged", exc.step, time.perf_counter() - t0, {})
             raise
         wall = time.perf_counter() - t0
         if not main:  # the other ranks are done: rank 0 evaluates and writes
@@ -121,6 +123,7 @@ class Session:
         test = evaluate(trainer, test_batches())
         self.run_dir.log({"event": "test", "step": total,
                           **{f"test_{k}": v for k, v in test.items()}})
+        (self.run_dir.path / "eval.json").unlink(missing_ok=True)  # it scored older weights
         save_tensors(self.run_dir.path / WEIGHTS, generator.state(), weights_metadata(p.spec))
         self._write_samples()
         metrics = {"train": _strip(history.last("train")), "val": _strip(history.last("eval")),
@@ -202,16 +205,38 @@ class Session:
             keep=self.plan.train_config.keep_checkpoints,
         )
 
-    def _restore(self) -> int:
-        found = latest_checkpoint(self.run_dir.checkpoints)
-        if found is None:
+    def _log(self, record: dict[str, Any]) -> None:
+        self.step = record.get("step", self.step)
+        self.run_dir.log(record)
+
+    def _restore(self, total: int) -> int:
+        """Load the newest checkpoint that verifies; a corrupt one is skipped, with a warning.
+
+        A run that has already trained its ``total`` steps is refused, untouched.
+        """
+        if world().is_main:
+            remove_unfinished_checkpoints(self.run_dir.checkpoints)
+        candidates = complete_checkpoints(self.run_dir.checkpoints)
+        if not candidates:
             raise CheckpointError(f"{self.run_dir.path} has no checkpoint to resume from")
-        weights, trainer_tensors, state = read_checkpoint(found)
+        for i, found in enumerate(candidates):
+            try:
+                weights, trainer_tensors, state = read_checkpoint(found)
+                break
+            except CheckpointError as exc:
+                if i + 1 == len(candidates):
+                    raise
+                warnings.warn(f"{exc}; resuming from the older {candidates[i + 1].name} "
+                              "instead", stacklevel=2)
         check_origin({"genzoo.model": state.get("model", ""),
                       "genzoo.backend": state.get("backend", "")}, self.plan.spec, found)
         self.generator.load_state(weights)
         self.trainer.load_state(trainer_tensors, state["trainer"])
         step = int(state["step"])
+        if step > total or (step == total and self.run_dir.status() == "complete"):
+            raise CheckpointError(
+                f"{self.run_dir.path} has already trained {step} of its {total} steps; to "
+                "train further, resume with more --steps (or --epochs) and --allow-changes")
         self.best = state.get("best")
         if world().is_main:
             self.run_dir.truncate_log(step)

@@ -28,6 +28,10 @@ class Diverged(GenzooError):
 
     exit_code = 3
 
+    def __init__(self, message: str, step: int = 0):
+        self.step = step
+        super().__init__(message)
+
 
 class Interrupted(GenzooError):
     """Training stopped on request (Ctrl-C) after finishing a step."""
@@ -164,5 +168,5 @@ def _guard(metrics: Mapping[str, float], step: int, what: str = "training") -> N
         also = f" (so are {', '.join(bad[1:])})" if len(bad) > 1 else ""
         raise Diverged(
             f"{what} diverged at step {step}: {bad[0]} is {metrics[bad[0]]}{also}; the last "
-            "checkpoint before it is kept (try a lower --lr)"
+            "checkpoint before it is kept (try a lower --lr)", step
         )

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from safetensors.numpy import load
 
 from genzoo.checkpoint import (RunDir, atomic_write_bytes, latest_checkpoint, load_tensors,
-                               read_checkpoint, save_tensors, write_checkpoint)
+                               read_checkpoint, save_tensors, tensors_to_bytes,
+                               write_checkpoint)
 from genzoo.errors import CheckpointError
 
 
@@ -57,17 +59,34 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("genzoo.checkpoint.os.replace", broken_replace)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match=r"^cannot write .*f.bin: No space left on device$"):
         atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_a_file_where_the_folder_should_be_is_one_clear_error(tmp_path) -> None:
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(CheckpointError, match="cannot write .*afile/x.png: Not a directory"):
+        atomic_write_bytes(tmp_path / "afile" / "x.png", b"png")
+
+
+def test_equal_tensors_and_metadata_give_byte_identical_files() -> None:
+    tensors = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "step": np.array(3),
+               "b": np.ones(4, np.float64)}
+    metadata = {f"key{i}": str(i) for i in range(12)}  # safetensors' hash map shuffles these
+    files = {tensors_to_bytes(tensors, metadata) for _ in range(10)}
+    assert len(files) == 1
+    loaded = load(files.pop())
+    assert set(loaded) == set(tensors) and all(np.array_equal(loaded[k], v)
+                                               for k, v in tensors.items())
 
 
 def test_run_dir_refuses_to_clobber_a_run(tmp_path) -> None:
     run = RunDir(tmp_path / "run")
     run.prepare()
     run.write_json(RunDir.CONFIG, {"model": "vae"})
-    with pytest.raises(CheckpointError, match="already holds a run; pass --overwrite"):
+    with pytest.raises(CheckpointError, match=r"already holds a run; replace it \(--overwrite"):
         RunDir(tmp_path / "run").prepare()
     RunDir(tmp_path / "run").prepare(overwrite=True)
     assert not (tmp_path / "run" / RunDir.CONFIG).exists()

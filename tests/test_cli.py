@@ -170,3 +170,9 @@ def test_compare_groups_only_seed_repeats_of_finished_runs(tmp_path) -> None:
         (tmp_path / "v4" / "meta.json").read_text().replace('"complete"', '"interrupted"'))
     again = compare([tmp_path])
     assert not [g for g in again["groups"] if g["differs"] == {"latent_dim": 4}]
+    # Two runs of the same seed are repeats, not a spread: no mean ± sd for them.
+    import shutil
+
+    shutil.copytree(tmp_path / "g", tmp_path / "g-copy")
+    twice = compare([tmp_path / "g", tmp_path / "g-copy"])
+    assert len(twice["runs"]) == 2 and twice["groups"] == []

@@ -111,3 +111,18 @@ def test_genzoo_eval_for_a_text_model(tmp_path) -> None:
     assert metrics["val_bpc"] == pytest.approx(metrics["val_loss"] / math.log(2))
     assert metrics["val_perplexity"] == pytest.approx(math.exp(metrics["val_loss"]))
     assert abs(metrics["val_loss_estimate"] - metrics["val_loss"]) < 0.5
+    # Another text is scored in the run's own vocabulary, into its own file.
+    from genzoo.data import load_dataset
+
+    text = load_dataset("python-docs").text
+    (tmp_path / "part.txt").write_text(text[-len(text) // 5:])  # ids differ in its own vocab
+    other = run_genzoo("eval", str(run), "--data", str(tmp_path / "part.txt"), "--json")
+    assert other.returncode == 0, other.stderr
+    result_other = json.loads(other.stdout)
+    assert json.loads((run / "eval-part.txt.json").read_text()) == result_other
+    assert abs(result_other["metrics"]["val_loss"] - metrics["val_loss"]) < 0.3
+    assert json.loads((run / "eval.json").read_text())["metrics"] == metrics  # untouched
+    (tmp_path / "snow.txt").write_text("snow \u2603 " * 200)
+    refused = run_genzoo("eval", str(run), "--data", str(tmp_path / "snow.txt"))
+    assert refused.returncode == 2 and "characters not in the model's vocabulary: '\u2603'" \
+        in refused.stderr

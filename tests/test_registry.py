@@ -13,6 +13,7 @@ from genzoo_vae.config import PRESETS, VAEConfig
 
 @pytest.mark.parametrize(("call", "message"), [
     (lambda r: r.model("vea"), "unknown model 'vea'. Did you mean 'vae'?"),
+    (lambda r: r.model("VAE"), "unknown model 'VAE'. Did you mean 'vae'?"),
     (lambda r: r.model("vae", "kears"), "no backend 'kears'. Did you mean 'keras'?"),
     (lambda r: r.model("vae").preset("cnv"), "unknown preset 'cnv' for vae. Did you mean 'conv'?"),
     (lambda r: r.dataset("mnst"), "unknown dataset 'mnst'. Did you mean 'mnist'?"),

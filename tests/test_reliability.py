@@ -187,11 +187,29 @@ def _copy(src: Path, dst: Path) -> Path:
 
 
 def test_one_corrupt_byte_in_a_checkpoint_is_refused_by_name(trained, tmp_path) -> None:
+    import shutil
+
     run = _copy(trained, tmp_path / "run")
-    target = latest_checkpoint(run / "checkpoints") / "trainer.safetensors"
+    newest = latest_checkpoint(run / "checkpoints")
+    target = newest / "trainer.safetensors"
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0x01
     target.write_bytes(bytes(data))
+    (run / "meta.json").unlink()  # as if killed before the run could finish
+    (newest.parent / ".tmp-step-00000040-999").mkdir()  # a writer killed mid-checkpoint
+    result = run_genzoo("train", "vae", "--resume", str(run))
+    assert result.returncode == 0, result.stderr
+    assert (f"genzoo: warning: {target} is corrupt: its sha256 does not match the one "
+            "recorded in state.json; resuming from the older step-00000020 instead"
+            ) in result.stderr
+    assert json.loads((run / "meta.json").read_text())["status"] == "complete"
+    assert not list(newest.parent.glob(".tmp-*"))
+    # With no older checkpoint to fall back on, the corrupt file is refused by name.
+    for other in newest.parent.glob("step-*"):
+        if other != newest:
+            shutil.rmtree(other)
+    target.write_bytes(bytes(data))
+    (run / "meta.json").unlink()
     result = run_genzoo("train", "vae", "--resume", str(run))
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert f"{target} is corrupt" in result.stderr
@@ -217,6 +235,11 @@ def test_weights_of_another_backend_or_shape_are_refused(trained, tmp_path) -> N
     (run / "config.json").write_text(json.dumps(config))
     result = run_genzoo("sample", str(run))
     assert result.returncode == 2 and "expects (" in result.stderr and "shape" in result.stderr
+    assert f"{run / 'model.safetensors'}: these weights do not fit vae (torch)" in result.stderr
+    config["model_config"].update(latent_dim=4, hidden=[32, 32])  # one more layer
+    (run / "config.json").write_text(json.dumps(config))
+    result = run_genzoo("sample", str(run))
+    assert result.returncode == 2 and "do not fit vae (torch): they lack '" in result.stderr
 
 
 def test_resuming_with_a_changed_config_names_the_keys(trained, tmp_path) -> None:
@@ -271,7 +294,8 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path) 
     assert found.name == "step-00000030"
     weights, _, _ = read_checkpoint(found)
     assert all(np.isfinite(w).all() for w in weights.values())
-    assert json.loads((run / "meta.json").read_text())["status"] == "diverged"
+    meta = json.loads((run / "meta.json").read_text())
+    assert (meta["status"], meta["step"]) == ("diverged", 35)
     assert not (run / "model.safetensors").exists()
 
 
@@ -281,11 +305,53 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path) 
     (["train", "vae", "--set", "keep_checkpoints=0"], "'keep_checkpoints': must be at least 1"),
     (["train", "vae", "--out", "/proc/genzoo-cannot-write"], "cannot write to"),
     (["train", "vae", "--resume", "/nonexistent-run"], "is not a genzoo run"),
+    (["train", "vae", "--resume", "FOREIGN"], "is not a genzoo run (its config.json was not "
+                                              "written by genzoo)"),
+    (["sample", "FOREIGN"], "is not a genzoo run"),
+    (["eval", "FOREIGN"], "is not a genzoo run"),
+    (["train", "vae", "--resume", "RUN", "--data", "mnist", "--out", "elsewhere"],
+     "with its own dataset, preset and folder; drop --data, --out"),
+    (["train", "vae", "--resume", "RUN"], "has already trained 30 of its 30 steps; to train "
+                                          "further, resume with more --steps"),
+    (["train", "vae", "--device", "cuda:x"], "'device': must be auto, cpu, cuda, cuda:N or mps"),
+    (["train", "vae", "--set", "lr=inf"], "'lr': expected a finite number, got 'inf'"),
+    (["train", "vae", "--out", ""], "--out is empty"),
+    (["train", "vae", "--nproc", "2", "--backend", "keras"],
+     "--nproc with a Keras model needs KERAS_BACKEND=torch"),
+    (["sample", "RUN", "--seed", "-1"], "Invalid value for '--seed'"),
+    (["sample", "RUN", "--out", "grid.jpg"], "images are written as PNG; name the file *.png"),
+    (["sample", "RUN", "--out", "/nonexistent/dir/grid.png"],
+     "the folder /nonexistent/dir does not exist"),
+    (["sample", "RUN", "--interpolate", "--n", "1"], "--interpolate needs --n of at least 2"),
+    (["plugin", "new", "thing", "--dir", "RUN/config.json"], "cannot write the plugin into"),
+    (["eval", "RUN", "--data", "mnist"], "was trained on 8x8x1 images (digits); 'mnist' holds "
+                                         "28x28x1 images"),
 ])
-def test_more_bad_arguments(trained, args, message) -> None:
-    result = run_genzoo(*[str(trained) if a == "RUN" else a for a in args])
-    assert result.returncode == 2 and message in result.stderr
+def test_more_bad_arguments(trained, tmp_path, args, message) -> None:
+    foreign = tmp_path / "foreign"  # another tool's folder, with its own config.json
+    foreign.mkdir()
+    (foreign / "config.json").write_text('{"architectures": ["BertModel"]}')
+    paths = {"RUN": str(trained), "FOREIGN": str(foreign)}
+    result = run_genzoo(*[paths.get(a, a).replace("RUN/", f"{trained}/") for a in args])
+    assert result.returncode == 2 and message in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_genzoo_alone_shows_the_help() -> None:
+    result = run_genzoo()
+    assert result.returncode == 0 and "Usage: genzoo" in result.stdout
+    assert "genzoo train vae" in result.stdout and result.stderr == ""
+
+
+def test_resume_with_allow_changes_saves_the_new_config(trained, tmp_path) -> None:
+    run = _copy(trained, tmp_path / "run")
+    (run / "eval.json").write_text("{}")  # figures of the step-30 weights
+    result = run_genzoo("train", "vae", "--resume", str(run), "--steps", "40", "--allow-changes")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((run / "config.json").read_text())["train_config"]["steps"] == 40
+    meta = json.loads((run / "meta.json").read_text())
+    assert (meta["status"], meta["step"]) == ("complete", 40)
+    assert not (run / "eval.json").exists()  # it scored weights that are gone
 
 
 def test_no_unsafe_loading_anywhere_in_the_package() -> None:

@@ -16,10 +16,13 @@ def check_state_matches(
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
-        raise CheckpointError(
-            f"these weights do not fit {what}: missing {missing[:3] or 'none'}, "
-            f"unexpected {extra[:3] or 'none'}"
-        )
+        def some(names: list[str]) -> str:
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            return ", ".join(repr(n) for n in names[:3]) + more
+
+        problems = ([f"they lack {some(missing)}"] if missing else []) + \
+                   ([f"the model has no {some(extra)}"] if extra else [])
+        raise CheckpointError(f"these weights do not fit {what}: {'; '.join(problems)}")
     for name, shape in expected.items():
         got = tuple(tensors[name].shape)
         if got != tuple(shape):

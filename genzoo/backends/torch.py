@@ -31,7 +31,7 @@ import torch
 
 from genzoo.backends.common import check_state_matches, random_seed, slerp
 from genzoo.backends.text import TextSampling
-from genzoo.config import TrainConfig
+from genzoo.config import TrainConfig, check_device
 from genzoo.distributed import all_average, average_gradients, world
 from genzoo.errors import ConfigError
 from genzoo.protocols import DataInfo
@@ -46,9 +46,13 @@ def resolve_device(name: str) -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
+    check_device(name)
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was requested but no CUDA device is available")
+        raise ConfigError(f"--device {name} was requested but no CUDA device is available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name} was requested but this machine has "
+                          f"{torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("--device mps was requested but MPS is not available")
     return device

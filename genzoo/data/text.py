@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -103,6 +104,24 @@ class TextData:
     def checksum(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
+    def with_vocab(self, vocab: str, model: str = "the model") -> TextData:
+        """The same text and split, tokenised with another vocabulary (a trained model's).
+
+        Raises:
+            DataError: if the text has characters that vocabulary lacks.
+        """
+        if vocab == self.tokenizer.vocab:
+            return self
+        other = copy.copy(self)
+        other.tokenizer = CharTokenizer(vocab)
+        try:
+            ids = other.tokenizer.encode(self.text)
+        except DataError as exc:
+            raise DataError(f"text '{self.name}' cannot be scored by {model}: {exc}") from None
+        n_val = max(1, int(len(ids) * VAL_FRACTION))
+        other.train, other.val = ids[:-n_val], ids[-n_val:]
+        return other
+
     def train_batches(self, batch_size: int, seed: int, block_size: int = 64) -> TextBatches:
         return TextBatches(self.train, batch_size, block_size, seed, f"text '{self.name}'")
 
@@ -118,8 +137,9 @@ class TextBatches:
                  what: str = "text", stream: int = 0):
         if len(ids) < block_size + 1:
             raise DataError(
-                f"{what} has {len(ids)} tokens in this split, fewer than one window of "
-                f"block_size + 1 = {block_size + 1}; use more text or a smaller block_size"
+                f"{what} has {len(ids)} token{'s' * (len(ids) != 1)} in this split, fewer "
+                f"than one window of block_size + 1 = {block_size + 1}; use more text or a "
+                "smaller block_size"
             )
         self.ids = ids
         self.batch_size = batch_size

@@ -101,7 +101,8 @@ def train_classifier(data: Any, reporter: Any = None) -> DomainClassifier:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            if reporter is not None:
+            if reporter is not None and ((epoch + 1) % max(1, epochs // 10) == 0
+                                         or epoch + 1 == epochs):  # about ten lines
                 reporter.message(f"classifier for '{data.name}': epoch {epoch + 1}/{epochs}")
     net.eval()
     return DomainClassifier(net, {"dataset": data.name, "classes": classes})

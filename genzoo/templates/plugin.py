@@ -240,9 +240,13 @@ def write_plugin(name: str, backend: str, directory: Path) -> Path:
         f"{package}/model.py": TORCH_MODEL if backend == "torch" else KERAS_MODEL,
         "tests/test_conformance.py": TEST,
     }
-    for relative, template in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(template.substitute(values))
-    (root / ".gitignore").write_text(GITIGNORE)
+    try:
+        for relative, template in files.items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(template.substitute(values))
+        (root / ".gitignore").write_text(GITIGNORE)
+    except OSError as exc:
+        raise GenzooError(f"cannot write the plugin into {directory}: "
+                          f"{exc.strerror or exc}") from None
     return root
