@@ -168,23 +168,34 @@ def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: 
     from genzoo import distributed
 
     run_dir = RunDir(run)
-    saved = run_dir.read_config()
-    p = plan(saved["model"], saved["backend"], saved["preset"], data=saved["dataset"],
-             **{**saved["model_config"], **saved["train_config"]})
+    p = resume_plan(run_dir.path, allow_changes=allow_changes, **overrides)
     distributed.init_from_env()
-    if overrides:
-        changed = plan(saved["model"], saved["backend"], saved["preset"], data=saved["dataset"],
-                       **{**saved["model_config"], **saved["train_config"], **overrides})
-        differ = _differences(p.to_json(), changed.to_json())
-        if differ and not allow_changes:
-            raise ConfigError(
-                f"cannot resume {run_dir.path} with a changed config ({', '.join(differ)}); "
-                "pass --allow-changes to resume anyway"
-            )
-        p = changed
     from genzoo.session import Session
 
     return Session(p, run_dir, reporter or Reporter(), resume=True).run()
+
+
+def resume_plan(run: str | Path, *, allow_changes: bool = False, **overrides: Any) -> Plan:
+    """The plan a resumed run continues with: its saved config, with ``overrides``.
+
+    Overrides that change the saved config are refused, naming the keys, unless
+    ``allow_changes`` is true.
+    """
+    run_dir = RunDir(run)
+    saved = run_dir.read_config()
+    p = plan(saved["model"], saved["backend"], saved["preset"], data=saved["dataset"],
+             **{**saved["model_config"], **saved["train_config"]})
+    if not overrides:
+        return p
+    changed = plan(saved["model"], saved["backend"], saved["preset"], data=saved["dataset"],
+                   **{**saved["model_config"], **saved["train_config"], **overrides})
+    differ = _differences(p.to_json(), changed.to_json())
+    if differ and not allow_changes:
+        raise ConfigError(
+            f"cannot resume {run_dir.path} with a changed config ({', '.join(differ)}); "
+            "pass --allow-changes to resume anyway"
+        )
+    return changed
 
 
 def weights_metadata(spec: ModelSpec) -> dict[str, str]:
@@ -259,4 +270,4 @@ def load(run: str | Path, *, device: str = "auto", checkpoint: str | None = None
     return generator
 
 
-__all__ = ["Plan", "Run", "create", "load", "plan", "resume", "train"]
+__all__ = ["Plan", "Run", "create", "load", "plan", "resume", "resume_plan", "train"]

@@ -89,7 +89,7 @@ def tensors_to_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, s
 
     # np.ascontiguousarray would turn 0-d arrays (step counters) into shape (1,).
     arrays = {k: np.require(v, requirements="C") for k, v in tensors.items()}
-    return _canonical_header(save(arrays, metadata=dict(metadata)))
+    return _canonical_header(save(arrays, metadata=dict(metadata) or None))
 
 
 def _canonical_header(data: bytes) -> bytes:
@@ -209,9 +209,20 @@ def complete_checkpoints(directory: Path) -> list[Path]:
 
 
 def remove_unfinished_checkpoints(directory: Path) -> None:
-    """Remove the temporary folders of checkpoints whose writer was killed mid-write."""
-    for unfinished in directory.glob(".tmp-step-*"):
-        shutil.rmtree(unfinished, ignore_errors=True)
+    """Tidy up after a checkpoint writer that was killed mid-write.
+
+    A temporary folder that is complete (it has its ``state.json``) and whose step has no
+    checkpoint (the kill fell between the two renames that replace a checkpoint) is put
+    in place; any other temporary or replaced folder is removed.
+    """
+    for unfinished in sorted(directory.glob(".tmp-step-*")):
+        name = unfinished.name.removeprefix(".tmp-").rsplit("-", 1)[0]  # step-00000020
+        if (unfinished / STATE).is_file() and not (directory / name).exists():
+            os.replace(unfinished, directory / name)
+        else:
+            shutil.rmtree(unfinished, ignore_errors=True)
+    for replaced in directory.glob(".old-step-*"):
+        shutil.rmtree(replaced, ignore_errors=True)
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
@@ -243,7 +254,8 @@ class RunDir:
     METRICS = "metrics.jsonl"
     RUN_FILES = (CONFIG, META, WEIGHTS, METRICS, "best.safetensors", "samples.png",
                  "samples.txt", "eval.json")
-    SAMPLE_FILES = ("sample-seed*.png", "interpolate-*-*.png")
+    # Made from a run's final weights after training: stale once the weights change.
+    DERIVED_FILES = ("eval.json", "eval-*.json", "sample-seed*.png", "interpolate-*-*.png")
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -256,7 +268,10 @@ class RunDir:
         return (self.path / self.CONFIG).is_file()
 
     def prepare(self, *, overwrite: bool = False) -> None:
-        """Create the directory, check it is writable, and refuse to clobber a run."""
+        """Create the directory, check it is writable, and refuse to clobber a run (or,
+        even with ``overwrite``, another tool's folder that has a ``config.json``)."""
+        if self.holds_run():
+            self.read_config()  # a folder genzoo did not write is never overwritten
         if self.holds_run() and not overwrite:
             raise CheckpointError(
                 f"{self.path} already holds a run; replace it (--overwrite, or "
@@ -274,18 +289,26 @@ class RunDir:
         if overwrite:
             for name in self.RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
-            for pattern in self.SAMPLE_FILES:  # what `genzoo sample` wrote beside the run
-                for path in self.path.glob(pattern):
-                    path.unlink(missing_ok=True)
+            self.remove_derived()
             shutil.rmtree(self.checkpoints, ignore_errors=True)
 
-    def status(self) -> str | None:
-        """The ``status`` in meta.json (``None`` if there is none to read)."""
+    def meta(self) -> dict[str, Any] | None:
+        """``meta.json``, or ``None`` if there is none to read."""
         try:
             meta = read_json(self.path / self.META)
         except CheckpointError:
             return None
-        return meta.get("status") if isinstance(meta, dict) else None
+        return meta if isinstance(meta, dict) else None
+
+    def status(self) -> str | None:
+        """The ``status`` in meta.json (``None`` if there is none to read)."""
+        return (self.meta() or {}).get("status")
+
+    def remove_derived(self) -> None:
+        """Remove evaluations and samples made from the run's earlier weights."""
+        for pattern in self.DERIVED_FILES:
+            for path in self.path.glob(pattern):
+                path.unlink(missing_ok=True)
 
     def remove_if_empty(self) -> None:
         """Remove the run directory if nothing was written into it."""
@@ -313,8 +336,12 @@ class RunDir:
     def log(self, record: Mapping[str, Any]) -> None:
         """Append one event to metrics.jsonl (a line is written whole or not at all)."""
         line = json.dumps(record, sort_keys=True) + "\n"
-        with open(self.path / self.METRICS, "a") as f:
-            f.write(line)
+        try:
+            with open(self.path / self.METRICS, "a") as f:
+                f.write(line)
+        except OSError as exc:
+            raise CheckpointError(f"cannot write {self.path / self.METRICS}: "
+                                  f"{exc.strerror or exc}") from exc
 
     def truncate_log(self, step: int) -> None:
         """Drop events after ``step`` (a resumed run logs those steps again)."""

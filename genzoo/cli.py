@@ -16,9 +16,11 @@ from typing import Any
 import click
 
 from genzoo import __version__
-from genzoo.errors import GenzooError
+from genzoo.errors import GenzooError, one_line
 
 BACKEND_CHOICES = ("torch", "keras")
+# Click 8.2+ raises this for a group called without a command; 8.1 prints the help itself.
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def _registry() -> Any:
@@ -210,31 +212,33 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
             raise GenzooError(f"--resume continues {resume} with its own dataset, preset and "
                               f"folder; drop {', '.join(given)} (other settings can change "
                               "with --allow-changes)")
+        saved = _saved_model(resume)
+        if model != saved[0] or backend not in (None, saved[1]):
+            raise GenzooError(f"{resume} holds a {saved[0]} ({saved[1]}) run, not {model}"
+                              + (f" ({backend})" if backend else ""))
     if out is not None and not out.strip():
         raise GenzooError("--out is empty; give a folder for the run")
     out = Path(out) if out is not None else None
-    if nproc is not None and nproc > 1:
-        # Validate here, in one process, then let torchrun start N copies of this command.
-        planned = api.plan(model, backend, preset, data=data, **parse_assignments(assignments))
-        if planned.spec.backend == "keras" and os.environ.get("KERAS_BACKEND") != "torch":
-            raise GenzooError("--nproc with a Keras model needs KERAS_BACKEND=torch; on "
-                              "TensorFlow run one process, which trains on every local GPU "
-                              "through MirroredStrategy")
-        return _launch_torchrun(nproc, None if resume is not None else
-                                out or api.default_out(model, backend or "torch"))
     overrides: dict[str, Any] = parse_assignments(assignments)
     flags = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr,
              "seed": seed, "device": device, "checkpoint_every": checkpoint_every,
              "compile": compile_ or None, "precision": precision}
     overrides.update({k: v for k, v in flags.items() if v is not None})
     if epochs is not None and steps is None:
-        overrides["steps"] = None  # --epochs replaces a preset's step count
+        overrides["steps"] = "none"  # --epochs replaces a preset's (or a run's) step count
+    if nproc is not None and nproc > 1:
+        # Validate here, in one process, then let torchrun start N copies of this command.
+        from genzoo.backends import KERAS_MULTIPROCESS, keras_backend_name
+
+        planned = (api.resume_plan(resume, allow_changes=allow_changes, **overrides)
+                   if resume is not None else
+                   api.plan(model, backend, preset, data=data, **overrides))
+        if planned.spec.backend == "keras" and keras_backend_name() != "torch":
+            raise GenzooError(KERAS_MULTIPROCESS)
+        return _launch_torchrun(nproc, None if resume is not None else
+                                out or api.default_out(model, planned.spec.backend))
     reporter = make_reporter()
     if resume is not None:
-        saved = _saved_model(resume)
-        if model != saved[0] or backend not in (None, saved[1]):
-            raise GenzooError(f"{resume} holds a {saved[0]} ({saved[1]}) run, not {model}"
-                              + (f" ({backend})" if backend else ""))
         run = api.resume(resume, reporter=reporter, allow_changes=allow_changes, **overrides)
     else:
         run = api.train(model, backend, preset, data=data, out=out, overwrite=overwrite,
@@ -469,13 +473,9 @@ def plugin_new(name: str, backend: str, directory: Path) -> None:
                f"python -m pytest {root}")
 
 
-def _one_line(message: str) -> str:
-    return " ".join(str(message).split())
-
-
 def _show_warning(message: Any, category: type, filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
-    print(f"genzoo: warning: {_one_line(str(message))}", file=sys.stderr)
+    print(f"genzoo: warning: {one_line(str(message))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
         code = cli.main(args=argv, prog_name="genzoo", standalone_mode=False)
     except GenzooError as exc:
         what = "" if exc.exit_code == 130 else "error: "  # Ctrl-C, handled: not an error
-        print(f"genzoo: {what}{_one_line(str(exc))}", file=sys.stderr)
+        print(f"genzoo: {what}{one_line(str(exc))}", file=sys.stderr)
         _exit(exc.exit_code)
     except click.exceptions.Abort:
         print("genzoo: aborted", file=sys.stderr)
@@ -493,11 +493,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("genzoo: interrupted", file=sys.stderr)
         _exit(130)
-    except click.exceptions.NoArgsIsHelpError as exc:  # `genzoo`, `genzoo plugin`
+    except NO_ARGS_IS_HELP as exc:  # `genzoo`, `genzoo plugin`
         click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
         _exit(0)
     except click.ClickException as exc:
-        print(f"genzoo: error: {_one_line(exc.format_message())}", file=sys.stderr)
+        print(f"genzoo: error: {one_line(exc.format_message())}", file=sys.stderr)
         _exit(exc.exit_code)
     _exit(code if isinstance(code, int) else 0)
 

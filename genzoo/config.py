@@ -224,11 +224,12 @@ def check_model_config_class(model_cls: type) -> None:
     Raises:
         ValueError: saying what is wrong and how to fix it.
     """
-    fields = ({f.name for f in dataclasses.fields(model_cls)}
+    # __dataclass_fields__ also holds ClassVar, InitVar and KW_ONLY pseudo-fields.
+    fields = (set(model_cls.__dataclass_fields__)
               if isinstance(model_cls, type) and dataclasses.is_dataclass(model_cls) else None)
     own = inspect.get_annotations(model_cls) if isinstance(model_cls, type) else {}
-    loose = [n for n, hint in own.items() if "ClassVar" not in str(hint)
-             and (fields is None or n not in fields)]
+    loose = [n for n, hint in own.items() if (fields is None or n not in fields)
+             and not (hint is dataclasses.KW_ONLY or str(hint).endswith("KW_ONLY"))]
     if fields is None or loose:  # e.g. a ModelConfig subclass without its own @dataclass
         raise ValueError(f"config {getattr(model_cls, '__name__', model_cls)!r} must be a "
                          "dataclass (decorate it with @dataclass(frozen=True))")
@@ -256,9 +257,9 @@ def check_preset(model_cls: type, name: str, preset: Mapping[str, Any]) -> None:
     try:
         model_values, train_values = split_overrides(model_cls, preset)
         make_config(model_cls, model_values)
-        types_ = field_types(TrainConfig)
-        for key, value in train_values.items():
-            _parse(key, types_[key], value)
+        if train_values.get("epochs") is None and train_values.get("steps") is None:
+            train_values["steps"] = 1  # a preset may leave the length to the command line
+        make_config(TrainConfig, train_values)
     except (ConfigError, TypeError) as exc:
         raise ValueError(f"preset '{name}': {exc}") from None
 

@@ -37,6 +37,11 @@ class PluginError(GenzooError):
     """A plugin broke the plugin contract (for example a duplicate registration)."""
 
 
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace (newlines too) as one space."""
+    return " ".join(str(text).split())
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return a hint such as ``" Did you mean 'vae'? (choose from gan, vae)"``.
 

@@ -21,7 +21,7 @@ from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, complete_che
                                load_tensors, read_checkpoint, remove_unfinished_checkpoints,
                                save_tensors, write_checkpoint)
 from genzoo.distributed import Sharded, world
-from genzoo.errors import CheckpointError, DataError
+from genzoo.errors import CheckpointError, DataError, one_line
 from genzoo.progress import Reporter
 from genzoo.training import Diverged, Interrupted, LoopHooks, evaluate, fit
 
@@ -41,7 +41,7 @@ class Session:
         self.resume = resume
         self.stop_requested = False
         self.best: dict[str, float] | None = None
-        self.start, self.started = 0, None  # first step; when meta.json said "running"
+        self.started: float | None = None  # when meta.json said "running"
         self.step = 0  # the last step logged
 
     def run(self) -> Run:
@@ -56,7 +56,8 @@ class Session:
                 with suppress(Exception):  # best effort: the original error matters more
                     self._write_meta("failed" if crashed else "interrupted", self.step,
                                      time.perf_counter() - self.started, {},
-                                     error=_one_line(exc) if crashed else None)
+                                     error=f"{type(exc).__name__}: {one_line(exc)[:500]}"
+                                     if crashed else None)
             raise
 
     def _run(self) -> Run:
@@ -65,6 +66,8 @@ class Session:
 
         p, cfg = self.plan, self.plan.train_config
         data = load_dataset(p.data, p.spec.kind)
+        if self.resume:
+            self._check_same_data(data)
         batches, text_val = self._batches(data)  # refuses tiny corpora before the import
         if world().enabled:
             batches = Sharded(batches)  # this rank's slice of every global batch
@@ -88,7 +91,7 @@ class Session:
                                                     "genzoo": __version__,
                                                     "world_size": world().size})
             self._write_meta("running", start, 0.0, {})
-        self.start, self.started, self.step = start, time.perf_counter(), start
+        self.started, self.step = time.perf_counter(), start
         val_batches, test_batches = self._eval_sources(data, text_val)
         hooks = LoopHooks(log=self._log if main else lambda record: None,
                           checkpoint=self._checkpoint if main else None,
@@ -123,7 +126,7 @@ class Session:
         test = evaluate(trainer, test_batches())
         self.run_dir.log({"event": "test", "step": total,
                           **{f"test_{k}": v for k, v in test.items()}})
-        (self.run_dir.path / "eval.json").unlink(missing_ok=True)  # it scored older weights
+        self.run_dir.remove_derived()  # evaluations and samples of older weights
         save_tensors(self.run_dir.path / WEIGHTS, generator.state(), weights_metadata(p.spec))
         self._write_samples()
         metrics = {"train": _strip(history.last("train")), "val": _strip(history.last("eval")),
@@ -205,6 +208,20 @@ class Session:
             keep=self.plan.train_config.keep_checkpoints,
         )
 
+    def _check_same_data(self, data: Any) -> None:
+        """A resumed run must see the data it was trained on: the same vocabulary or image
+        shape (the weights' meaning depends on it); changed contents are a warning."""
+        saved = self.run_dir.read_config()["data_info"]
+        if data.info.to_json() != saved:
+            what = "vocabulary" if data.kind == "text" else "image shape"
+            raise DataError(f"the {what} of '{data.name}' differs from the one "
+                            f"{self.run_dir.path} was trained on; it cannot be resumed on it")
+        meta = self.run_dir.meta()
+        recorded = meta.get("data", {}).get("sha256") if meta else None
+        if recorded and recorded != data.checksum and world().is_main:
+            warnings.warn(f"'{data.name}' has changed since {self.run_dir.path} was trained "
+                          "(its sha256 differs); resuming on the new contents", stacklevel=2)
+
     def _log(self, record: dict[str, Any]) -> None:
         self.step = record.get("step", self.step)
         self.run_dir.log(record)
@@ -214,7 +231,11 @@ class Session:
 
         A run that has already trained its ``total`` steps is refused, untouched.
         """
-        if world().is_main:
+        meta = self.run_dir.meta() or {}
+        if meta.get("status") == "complete" and int(meta.get("step", 0)) >= total:
+            raise self._finished(int(meta["step"]), total)
+        main = world().is_main
+        if main:
             remove_unfinished_checkpoints(self.run_dir.checkpoints)
         candidates = complete_checkpoints(self.run_dir.checkpoints)
         if not candidates:
@@ -226,23 +247,29 @@ class Session:
             except CheckpointError as exc:
                 if i + 1 == len(candidates):
                     raise
-                warnings.warn(f"{exc}; resuming from the older {candidates[i + 1].name} "
-                              "instead", stacklevel=2)
+                if main:  # set it aside, so neither `latest` nor pruning keeps it
+                    found.rename(found.with_name(f"corrupt-{found.name}"))
+                    warnings.warn(f"{exc}; it is kept as corrupt-{found.name}, and the run "
+                                  f"resumes from the older {candidates[i + 1].name}",
+                                  stacklevel=2)
         check_origin({"genzoo.model": state.get("model", ""),
                       "genzoo.backend": state.get("backend", "")}, self.plan.spec, found)
         self.generator.load_state(weights)
         self.trainer.load_state(trainer_tensors, state["trainer"])
         step = int(state["step"])
-        if step > total or (step == total and self.run_dir.status() == "complete"):
-            raise CheckpointError(
-                f"{self.run_dir.path} has already trained {step} of its {total} steps; to "
-                "train further, resume with more --steps (or --epochs) and --allow-changes")
+        if step > total:
+            raise self._finished(step, total)
         self.best = state.get("best")
         if world().is_main:
             self.run_dir.truncate_log(step)
             self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name})
             self.reporter.message(f"resuming from {found}")
         return step
+
+    def _finished(self, step: int, total: int) -> CheckpointError:
+        return CheckpointError(
+            f"{self.run_dir.path} has already trained {step} of its {total} steps; to train "
+            "further, resume with a larger --steps and --allow-changes")
 
     def _write_samples(self) -> None:
         seed = self.plan.train_config.seed
@@ -281,11 +308,6 @@ class Session:
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "metrics": metrics,
         })
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:500]}"
 
 
 def _strip(record: dict[str, Any]) -> dict[str, Any]:

@@ -231,7 +231,7 @@ def check_bad_config_is_refused(ctx: Context) -> None:
         try:
             genzoo.create(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx), **overrides)
         except ConfigError as exc:
-            if next(iter(overrides)) not in str(exc):  # refused, but for another reason
+            if f"'{next(iter(overrides))}'" not in str(exc):  # refused for another reason
                 raise ConformanceError(f"bad config: {overrides} was refused for another "
                                        f"reason: {exc}") from exc
             continue

@@ -177,3 +177,28 @@ def test_genzoo_load_plugins_warns_about_a_name_it_cannot_find(site, fresh_regis
                                            r"\(the entry point of distribution toy-plugin\)"):
         registry = fresh_registry.get_registry()
     assert registry.model_names() == ["vae"]
+
+
+OPTIONAL_HOOK = """
+from genzoo import hookimpl
+from genzoo.registry import ModelSpec
+from genzoo_vae.config import PRESETS, VAEConfig
+
+@hookimpl(optionalhook=True)
+def register_metrics(register):  # a hook a newer genzoo may define: not an error
+    raise AssertionError("never called")
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="toy", backend="torch", kind="image", config=VAEConfig,
+                       builder="genzoo_vae.torch_vae:VAE", presets=PRESETS,
+                       default_preset="tiny", default_dataset="digits", summary="optional"))
+"""
+
+
+def test_an_optional_hook_genzoo_does_not_know_is_not_an_error(site, fresh_registry, recwarn):
+    install(site, "optional_plugin", OPTIONAL_HOOK, "optional")
+    registry = fresh_registry.get_registry()
+    assert registry.model("toy").plugin == "optional"
+    assert _infos(fresh_registry)["optional"].error is None
+    assert not [w for w in recwarn if issubclass(w.category, PluginWarning)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, InitVar, dataclass
+from typing import ClassVar
 
 import pytest
 
@@ -61,6 +62,8 @@ def _spec(**changes):
     ({"presets": {**PRESETS, "tiny": {"latent_dim": 0}}},
      "preset 'tiny': invalid value for 'latent_dim'"),
     ({"config": NotADataclass}, "must be a dataclass"),
+    ({"presets": {**PRESETS, "tiny": {"lr": -5.0, "steps": 3}}},
+     "preset 'tiny': invalid value for 'lr': must be positive"),
     ({"config": Clashing}, "field.s. steps clash with training settings"),
 ])
 def test_model_spec_validates_itself(changes: dict, message: str) -> None:
@@ -90,3 +93,24 @@ def test_spec_presets_are_read_only() -> None:
     spec = _spec()
     with pytest.raises(TypeError):
         spec.presets["tiny"]["steps"] = 5  # type: ignore[index]
+
+
+def test_valid_dataclass_features_are_accepted() -> None:
+    @dataclass(frozen=True)
+    class Fancy(VAEConfig):
+        version: ClassVar[int] = 2
+        _: KW_ONLY
+        scale: InitVar[float] = 1.0
+
+        def __post_init__(self, scale: float) -> None:
+            pass
+
+    assert _spec(config=Fancy).config is Fancy
+
+
+def test_empty_tensors_and_metadata_save_and_load() -> None:
+    from safetensors.numpy import load
+
+    from genzoo.checkpoint import tensors_to_bytes
+
+    assert load(tensors_to_bytes({}, {})) == {}

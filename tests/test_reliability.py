@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from genzoo.checkpoint import (RunDir, latest_checkpoint, load_tensors, read_checkpoint,
-                               write_checkpoint)
+                               remove_unfinished_checkpoints, write_checkpoint)
+from genzoo.errors import CheckpointError
 from helpers import run_genzoo
 from test_plugins import install
 
@@ -156,13 +157,13 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
 
     def fail_on_second(path, data):
         calls["n"] += 1
-        if calls["n"] == 2:  # the trainer file, half written
+        if calls["n"] == 2:  # the trainer file, half written, as the real writer reports it
             Path(path).with_name(".half").write_bytes(data[: len(data) // 2])
-            raise OSError(28, "No space left on device")
+            raise CheckpointError(f"cannot write {path}: No space left on device")
         return real(path, data)
 
     monkeypatch.setattr(ckpt, "atomic_write_bytes", fail_on_second)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(CheckpointError, match="No space left"):
         write_checkpoint(tmp_path, 20, {"w": np.zeros(4, np.float32)}, {}, {"model": "vae"},
                          keep=3)
     found = latest_checkpoint(tmp_path)
@@ -200,10 +201,11 @@ def test_one_corrupt_byte_in_a_checkpoint_is_refused_by_name(trained, tmp_path) 
     result = run_genzoo("train", "vae", "--resume", str(run))
     assert result.returncode == 0, result.stderr
     assert (f"genzoo: warning: {target} is corrupt: its sha256 does not match the one "
-            "recorded in state.json; resuming from the older step-00000020 instead"
-            ) in result.stderr
+            "recorded in state.json; it is kept as corrupt-step-00000030, and the run resumes "
+            "from the older step-00000020") in result.stderr
     assert json.loads((run / "meta.json").read_text())["status"] == "complete"
     assert not list(newest.parent.glob(".tmp-*"))
+    assert (newest.parent / "corrupt-step-00000030").is_dir()
     # With no older checkpoint to fall back on, the corrupt file is refused by name.
     for other in newest.parent.glob("step-*"):
         if other != newest:
@@ -312,12 +314,14 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path) 
     (["train", "vae", "--resume", "RUN", "--data", "mnist", "--out", "elsewhere"],
      "with its own dataset, preset and folder; drop --data, --out"),
     (["train", "vae", "--resume", "RUN"], "has already trained 30 of its 30 steps; to train "
-                                          "further, resume with more --steps"),
+                                          "further, resume with a larger --steps"),
+    (["train", "vae", "--out", "FOREIGN", "--overwrite"], "is not a genzoo run (its "
+                                                          "config.json was not written"),
     (["train", "vae", "--device", "cuda:x"], "'device': must be auto, cpu, cuda, cuda:N or mps"),
     (["train", "vae", "--set", "lr=inf"], "'lr': expected a finite number, got 'inf'"),
     (["train", "vae", "--out", ""], "--out is empty"),
     (["train", "vae", "--nproc", "2", "--backend", "keras"],
-     "--nproc with a Keras model needs KERAS_BACKEND=torch"),
+     "multi-process Keras training needs KERAS_BACKEND=torch"),
     (["sample", "RUN", "--seed", "-1"], "Invalid value for '--seed'"),
     (["sample", "RUN", "--out", "grid.jpg"], "images are written as PNG; name the file *.png"),
     (["sample", "RUN", "--out", "/nonexistent/dir/grid.png"],
@@ -332,7 +336,8 @@ def test_more_bad_arguments(trained, tmp_path, args, message) -> None:
     foreign.mkdir()
     (foreign / "config.json").write_text('{"architectures": ["BertModel"]}')
     paths = {"RUN": str(trained), "FOREIGN": str(foreign)}
-    result = run_genzoo(*[paths.get(a, a).replace("RUN/", f"{trained}/") for a in args])
+    result = run_genzoo(*[paths.get(a, a).replace("RUN/", f"{trained}/") for a in args],
+                        env={"KERAS_BACKEND": "tensorflow"})
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1
 
@@ -364,3 +369,60 @@ def test_no_unsafe_loading_anywhere_in_the_package() -> None:
             if needle in text and not (needle == "torch.load(" and "weights_only=True" in text):
                 offenders.append(f"{path.relative_to(root)}: {needle}")
     assert offenders == []
+
+
+def test_epochs_replace_a_presets_step_count(tmp_path) -> None:
+    import genzoo.api as api
+
+    assert api.plan("vae", preset="tiny", epochs=1, steps="none").train_config.steps is None
+    result = run_genzoo("train", "vae", "--preset", "tiny", "--epochs", "1", "--out",
+                        str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["epoch"] == 1.0 and meta["step"] != 30  # not the preset's 30 steps
+
+
+def test_a_finished_run_with_a_corrupt_last_checkpoint_is_still_finished(trained,
+                                                                         tmp_path) -> None:
+    run = _copy(trained, tmp_path / "run")
+    target = latest_checkpoint(run / "checkpoints") / "trainer.safetensors"
+    target.write_bytes(target.read_bytes()[:-3])
+    result = run_genzoo("train", "vae", "--resume", str(run))
+    assert result.returncode == 2 and "has already trained 30 of its 30 steps" in result.stderr
+    assert target.is_file()  # nothing touched
+
+
+def test_a_resumed_run_needs_the_vocabulary_it_was_trained_on(tmp_path) -> None:
+    corpus = tmp_path / "a.txt"
+    corpus.write_text("abcdefgh " * 400)
+    run = tmp_path / "run"
+    assert run_genzoo("train", "transformer", "--preset", "tiny", "--data", str(corpus),
+                      "--steps", "4", "--checkpoint-every", "2", "--out",
+                      str(run)).returncode == 0
+    corpus.write_text("abcdefgz " * 400)  # same size of vocabulary, another character
+    result = run_genzoo("train", "transformer", "--resume", str(run), "--steps", "6",
+                        "--allow-changes")
+    assert result.returncode == 2
+    assert "the vocabulary of 'a.txt' differs from the one" in result.stderr
+    assert "h" in json.loads((run / "config.json").read_text())["data_info"]["vocab"]
+
+
+def test_a_checkpoint_killed_between_its_two_renames_is_put_back(tmp_path) -> None:
+    write_checkpoint(tmp_path, 20, {"w": np.ones(2, np.float32)}, {}, {"model": "vae"}, keep=3)
+    (tmp_path / "step-00000020").rename(tmp_path / ".tmp-step-00000020-77")  # complete
+    (tmp_path / ".tmp-step-00000030-77").mkdir()  # half written: no state.json
+    (tmp_path / ".old-step-00000010-77").mkdir()
+    remove_unfinished_checkpoints(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step-00000020"]
+    read_checkpoint(tmp_path / "step-00000020")
+
+
+def test_finishing_again_removes_evaluations_of_the_old_weights(trained, tmp_path) -> None:
+    run = _copy(trained, tmp_path / "run")
+    for name in ("eval.json", "eval-mnist.json", "sample-seed3.png"):
+        (run / name).write_text("{}")
+    result = run_genzoo("train", "vae", "--resume", str(run), "--steps", "35",
+                        "--allow-changes")
+    assert result.returncode == 0, result.stderr
+    assert not [n for n in ("eval.json", "eval-mnist.json", "sample-seed3.png")
+                if (run / n).exists()]

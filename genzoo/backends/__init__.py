@@ -18,6 +18,26 @@ ADAPTERS = {"torch": "genzoo.backends.torch", "keras": "genzoo.backends.keras"}
 INSTALL_HINT = {"torch": "pip install 'genzoo[torch]'", "keras": "pip install 'genzoo[keras]'"}
 
 
+KERAS_MULTIPROCESS = ("multi-process Keras training needs KERAS_BACKEND=torch; on TensorFlow "
+                      "run one process, which trains on every local GPU through "
+                      "MirroredStrategy")
+
+
+def keras_backend_name() -> str:
+    """The backend Keras will choose (``KERAS_BACKEND``, else ``keras.json``), unimported."""
+    import json
+    import os
+    from pathlib import Path
+
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    try:
+        return str(json.loads((home / "keras.json").read_text()).get("backend", "tensorflow"))
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
 def get_backend(name: str) -> ModuleType:
     """Import and return a backend adapter; a missing framework is a clear error."""
     try:

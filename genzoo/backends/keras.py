@@ -40,6 +40,7 @@ from genzoo.config import TrainConfig  # noqa: E402
 from genzoo.distributed import all_average, world  # noqa: E402
 from genzoo.errors import CheckpointError, ConfigError  # noqa: E402
 from genzoo.protocols import DataInfo  # noqa: E402
+from genzoo.backends import KERAS_MULTIPROCESS  # noqa: E402
 from genzoo.registry import ModelSpec, import_object  # noqa: E402
 
 
@@ -384,9 +385,7 @@ def _jit(cfg: TrainConfig) -> Any:
 def _average_before_apply(optimizer: keras.optimizers.Optimizer) -> None:
     """Data-parallel Keras on its torch backend: average gradients over ranks first."""
     if keras.backend.backend() != "torch":
-        raise ConfigError("multi-process Keras training needs KERAS_BACKEND=torch; on "
-                          "TensorFlow run one process, which trains on every local GPU "
-                          "through MirroredStrategy")
+        raise ConfigError(KERAS_MULTIPROCESS)
     apply = optimizer.apply
 
     def averaged(grads: Any, trainable_variables: Any = None) -> Any:

@@ -87,9 +87,7 @@ class TextData:
         if len(self.text) < 2:
             raise DataError(f"text '{self.name}' is empty")
         self.tokenizer = CharTokenizer.from_text(self.text)
-        ids = self.tokenizer.encode(self.text)
-        n_val = max(1, int(len(ids) * VAL_FRACTION))
-        self.train, self.val = ids[:-n_val], ids[-n_val:]
+        self.train, self.val = _split(self.tokenizer.encode(self.text))
 
     @property
     def test(self) -> np.ndarray:
@@ -118,12 +116,17 @@ class TextData:
             ids = other.tokenizer.encode(self.text)
         except DataError as exc:
             raise DataError(f"text '{self.name}' cannot be scored by {model}: {exc}") from None
-        n_val = max(1, int(len(ids) * VAL_FRACTION))
-        other.train, other.val = ids[:-n_val], ids[-n_val:]
+        other.train, other.val = _split(ids)
         return other
 
     def train_batches(self, batch_size: int, seed: int, block_size: int = 64) -> TextBatches:
         return TextBatches(self.train, batch_size, block_size, seed, f"text '{self.name}'")
+
+
+def _split(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation ids: the last ``VAL_FRACTION`` of the text validates."""
+    n_val = max(1, int(len(ids) * VAL_FRACTION))
+    return ids[:-n_val], ids[-n_val:]
 
 
 class TextBatches:
