@@ -76,11 +76,12 @@ class PluginGroup(click.Group):
 def cli() -> None:
     """genzoo: a zoo of generative models (VAE, GAN, Transformer) in PyTorch and Keras.
 
-    \b
     Start with:
-      genzoo list                 the models and their presets
-      genzoo train vae            train a VAE on the bundled digits (seconds)
-      genzoo sample RUN --n 64    draw samples from a trained run
+
+    \b
+        genzoo list                 the models and their presets
+        genzoo train vae            train a VAE on the bundled digits (seconds)
+        genzoo sample RUN --n 64    draw samples from a trained run
     """
 
 
@@ -167,9 +168,10 @@ def plugins(as_json: bool, verbose: bool) -> None:
 @click.option("--data", default=None, help="A dataset name (see `genzoo datasets`) or path.")
 @click.option("--epochs", type=int, default=None, help="Passes over the training split.")
 @click.option("--steps", type=int, default=None, help="Optimisation steps (overrides --epochs).")
-@click.option("--batch-size", type=int, default=None)
+@click.option("--batch-size", type=int, default=None, help="Examples per step [the preset's].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
-@click.option("--seed", type=int, default=None)
+@click.option("--seed", type=int, default=None,
+              help="Seeds weights, data order and samples [0].")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--compile", "compile_", is_flag=True, default=None,
               help="torch.compile the model (torch); XLA (Keras on TensorFlow).")
@@ -195,11 +197,12 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
           allow_changes: bool, nproc: int | None) -> None:
     """Train MODEL and write a run directory.
 
-    \b
     Examples:
-      genzoo train vae
-      genzoo train vae --backend keras --data mnist --epochs 10
-      genzoo train vae --preset conv --set latent_dim=16 --out runs/conv16
+
+    \b
+        genzoo train vae
+        genzoo train vae --backend keras --data mnist --epochs 10
+        genzoo train vae --preset conv --set latent_dim=16 --out runs/conv16
     """
     import genzoo.api as api
     from genzoo.config import parse_assignments
@@ -285,11 +288,13 @@ def _saved_model(run: Path) -> tuple[str, str]:
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--n", "n", type=click.IntRange(min=1), default=None,
               help="How many samples [images: 64, text: 1].")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the samples: the same seed draws the same samples.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output file, .png for images [images: RUN/sample-seed<SEED>.png; "
                    "text: stdout only].")
-@click.option("--device", default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N or mps (torch models).")
 @click.option("--interpolate", is_flag=True,
               help="Images: a latent interpolation strip from seed SEED to SEED+1 "
                    "(N images) instead of a grid.")
@@ -305,12 +310,13 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
            top_k: int) -> None:
     """Draw samples from a trained RUN: an image grid, or text streamed to the terminal.
 
-    \b
     Examples:
-      genzoo sample runs/vae-torch-20261128-131650 --n 64 --seed 1 --out grid.png
-      genzoo sample runs/gan-torch-20261128-140000 --interpolate --n 10
-      genzoo sample runs/transformer-torch-20261128-150000 --prompt "ROMEO:" \\
-          --max-new-tokens 500 --temperature 0.8 --top-k 40
+
+    \b
+        genzoo sample runs/vae-torch-20261128-131650 --n 64 --seed 1 --out grid.png
+        genzoo sample runs/gan-torch-20261128-140000 --interpolate --n 10
+        genzoo sample runs/transformer-torch-20261128-150000 --prompt "ROMEO:" \\
+            --max-new-tokens 500 --temperature 0.8 --top-k 40
     """
     from genzoo.checkpoint import RunDir
 
@@ -395,10 +401,11 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
     With --data naming another dataset (of the same image shape, or text the run's
     vocabulary covers), the figures go to RUN/eval-<dataset>.json instead.
 
-    \b
     Examples:
-      genzoo eval runs/vae-torch-20261128-131650
-      genzoo eval runs/gan-torch-20261128-140000 --json
+
+    \b
+        genzoo eval runs/vae-torch-20261128-131650
+        genzoo eval runs/gan-torch-20261128-140000 --json
     """
     from genzoo.checkpoint import RunDir
 
@@ -428,11 +435,12 @@ def compare_(runs: tuple[Path, ...], metrics: tuple[str, ...], as_json: bool) ->
     A folder that is not a run stands for every run directly inside it. Figures come
     from each run's meta.json and eval.json; nothing is recomputed.
 
-    \b
     Examples:
-      genzoo compare runs/vae-torch-20261128-131650 runs/vae-keras-20261128-131702
-      genzoo compare runs/study        # every run in the folder, and mean ± sd
-      genzoo compare runs/study --metric loss --metric bpc
+
+    \b
+        genzoo compare runs/vae-torch-20261128-131650 runs/vae-keras-20261128-131702
+        genzoo compare runs/study        # every run in the folder, and mean ± sd
+        genzoo compare runs/study --metric loss --metric bpc
     """
     from genzoo.compare import compare, table
 
@@ -450,15 +458,17 @@ def plugin_group() -> None:
 @plugin_group.command("new")
 @click.argument("name")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="torch",
-              show_default=True)
+              show_default=True,
+              help="The framework of the template's network.")
 @click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("."),
               show_default=True, help="Where to create the genzoo-NAME folder.")
 def plugin_new(name: str, backend: str, directory: Path) -> None:
     """Write a ready-to-install plugin package for a new model NAME.
 
-    \b
     Then:
-      cd genzoo-NAME && pip install -e . && genzoo train NAME && python -m pytest
+
+    \b
+        cd genzoo-NAME && pip install -e . && genzoo train NAME && python -m pytest
     """
     from genzoo.registry import get_registry
     from genzoo.templates.plugin import write_plugin

@@ -44,12 +44,12 @@ class TrainConfig:
     steps: int | None = None  # optimisation steps; overrides epochs
     batch_size: int = 128  # examples per step
     lr: float = 1e-3  # peak learning rate
-    optimizer: Literal["adam", "adamw"] = "adam"
-    beta1: float = 0.9
-    beta2: float = 0.999
+    optimizer: Literal["adam", "adamw"] = "adam"  # adamw: weight decay, decoupled
+    beta1: float = 0.9  # Adam's first-moment decay
+    beta2: float = 0.999  # Adam's second-moment decay
     weight_decay: float = 0.0  # decoupled (AdamW) weight decay
     grad_clip: float = 0.0  # clip the global gradient norm to this value; 0 disables
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # after the warm-up
     warmup_steps: int = 0  # linear warm-up before the schedule
     min_lr: float = 0.0  # floor of the cosine schedule
     log_every: int = 50  # steps between metric log lines
@@ -163,6 +163,32 @@ def _parse(name: str, hint: Any, value: Any) -> Any:
     if hint is str:
         return str(value)
     raise TypeError(f"config field '{name}' has an unsupported type {hint!r}")
+
+
+def field_docs(cls: type) -> list[tuple[str, str, Any, str]]:
+    """``(name, type, default, comment)`` for each field of a config dataclass.
+
+    The comment is the one written after the field in its class's source (genzoo's
+    convention), so the docs site's configuration reference cannot drift from the code.
+    """
+    comments: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):  # a subclass's comment wins
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for line in source.splitlines():
+            m = re.match(r"^\s+(\w+)\s*:[^=#]+=[^#]*#\s*(.+)$", line)
+            if m:
+                comments[m.group(1)] = m.group(2).strip()
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        name = getattr(hint, "__name__", None) if not typing.get_args(hint) else None
+        out.append((f.name, name or str(hint).replace("typing.", ""), f.default,
+                    comments.get(f.name, "")))
+    return out
 
 
 def field_types(cls: type) -> dict[str, Any]:

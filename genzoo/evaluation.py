@@ -31,7 +31,7 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     """Evaluate a run on its dataset's test split and write ``eval.json`` into it.
 
     With ``data`` naming another dataset, the figures go to ``eval-<dataset>.json``
-    instead (:func:`eval_path`), so they never replace those of the run's own test split.
+    instead (``eval_path()``), so they never replace those of the run's own test split.
     """
     import genzoo
     from genzoo.data import load_dataset

@@ -3,15 +3,15 @@
 Each hook receives a callable or object from genzoo rather than returning a value, so
 genzoo keeps control of the collection and a hook can gain arguments without breaking
 older plugins. Implement a hook by decorating a function of the same name with
-:data:`genzoo.hookimpl`::
+``genzoo.hookimpl``:
 
-    from genzoo import hookimpl
+```python
+from genzoo import hookimpl
 
-    @hookimpl
-    def register_models(register):
-        register(MY_SPEC)
-
-These docstrings are the reference documentation: the docs site renders them.
+@hookimpl
+def register_models(register):
+    register(MY_SPEC)
+```
 """
 
 from __future__ import annotations

@@ -1,20 +1,24 @@
 """The conformance kit: checks that a (model, backend) honours genzoo's contract.
 
-Use it from a plugin's tests::
+Use it from a plugin's tests:
 
-    from genzoo.testing import check_model
+```python
+from genzoo.testing import check_model
 
-    def test_my_model(tmp_path):
-        check_model("my-model", "torch", tmp_path)
+def test_my_model(tmp_path):
+    check_model("my-model", "torch", tmp_path)
+```
 
 Each check raises ``ConformanceError`` naming the check that failed. genzoo's own
 models are tested with exactly this kit (``tests/test_conformance.py``).
 
 The module is also a pytest plugin: with ``pytest_plugins = ["genzoo.testing"]`` in a
-``conftest.py``, the ``genzoo_check`` fixture runs the kit::
+``conftest.py``, the ``genzoo_check`` fixture runs the kit:
 
-    def test_my_model(genzoo_check):
-        genzoo_check("my-model", "torch")
+```python
+def test_my_model(genzoo_check):
+    genzoo_check("my-model", "torch")
+```
 """
 
 from __future__ import annotations
@@ -107,7 +111,8 @@ def check_builds(ctx: Context) -> None:
 
 
 def check_learns(ctx: Context) -> None:
-    """Training on synthetic data lowers the loss (first steps against last steps)."""
+    """Training on synthetic data lowers the spec's ``monitor`` metric (``loss`` by
+    default): the mean of the first five logged steps against the last five."""
     import genzoo
 
     ctx.run = genzoo.train(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx),
@@ -195,7 +200,8 @@ def check_resume(ctx: Context) -> None:
 
 
 def check_listing_imports_no_framework(ctx: Context) -> None:
-    """Listing the registry (what `genzoo list` does) imports neither torch nor TensorFlow."""
+    """Listing the registry (what `genzoo list` does) imports no framework (torch,
+    TensorFlow, Keras or JAX)."""
     import os
     import subprocess
     import sys

@@ -129,3 +129,27 @@ def test_a_real_browser_renders_the_site(site, tmp_path) -> None:
     finally:
         server.shutdown()
     assert failed == [], failed
+
+
+def test_the_configuration_reference_lists_every_field_and_preset() -> None:
+    import dataclasses
+    import importlib.util
+
+    from genzoo.config import TrainConfig
+    from genzoo.registry import get_registry
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "docs_hooks.py"
+    spec = importlib.util.spec_from_file_location("docs_hooks", path)
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    page = hooks.on_page_markdown(f"intro\n{hooks.MARKER}\n", None, None, None)
+    assert hooks.MARKER not in page
+    for f in dataclasses.fields(TrainConfig):
+        assert f"| `{f.name}` |" in page
+    for model in get_registry().models.values():
+        assert f"## {model.name}" in page
+        for f in dataclasses.fields(model.config):
+            assert f"| `{f.name}` |" in page, (model.name, f.name)
+        for preset in model.presets:
+            assert f"| `{preset}`" in page
+    assert "| `epochs` | `int or None` | `none` | passes over the training split" in page
