@@ -231,13 +231,14 @@ class Session:
 
         A run that has already trained its ``total`` steps is refused, untouched.
         """
-        meta = self.run_dir.meta() or {}
-        if meta.get("status") == "complete" and int(meta.get("step", 0)) >= total:
-            raise self._finished(int(meta["step"]), total)
         main = world().is_main
         if main:
             remove_unfinished_checkpoints(self.run_dir.checkpoints)
         candidates = complete_checkpoints(self.run_dir.checkpoints)
+        meta = self.run_dir.meta() or {}
+        newest = int(candidates[0].name.split("-")[-1]) if candidates else 0
+        if meta.get("status") == "complete" and newest >= total:  # even if it is corrupt
+            raise self._finished(newest, total)
         if not candidates:
             raise CheckpointError(f"{self.run_dir.path} has no checkpoint to resume from")
         for i, found in enumerate(candidates):

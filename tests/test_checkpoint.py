@@ -85,7 +85,7 @@ def test_equal_tensors_and_metadata_give_byte_identical_files() -> None:
 def test_run_dir_refuses_to_clobber_a_run(tmp_path) -> None:
     run = RunDir(tmp_path / "run")
     run.prepare()
-    run.write_json(RunDir.CONFIG, {"model": "vae"})
+    run.write_json(RunDir.CONFIG, {k: {} for k in RunDir.REQUIRED})
     with pytest.raises(CheckpointError, match=r"already holds a run; replace it \(--overwrite"):
         RunDir(tmp_path / "run").prepare()
     RunDir(tmp_path / "run").prepare(overwrite=True)
