@@ -99,7 +99,17 @@ def _data_info(p: Plan) -> DataInfo:
 
 @dataclass
 class Run:
-    """A finished training run: where it is, the model, and what it measured."""
+    """A finished training run: where it is, the model, and what it measured.
+
+    Attributes:
+        path: the run directory.
+        generator: the trained model (the best-validation weights when ``keep_best``).
+        history: every logged training and validation record.
+        metrics: the final figures, as in ``meta.json``: ``{"train": {...}, "val":
+            {...}, "test": {...}}``, and ``"best"`` (step and validation loss) when
+            ``keep_best`` is set. For text models "test" is the full pass over the
+            validation split (text has no separate test split).
+    """
 
     path: Path
     generator: Generator
@@ -134,8 +144,9 @@ def train(name: str, backend: str | None = None, preset: str | None = None, *,
 
     Examples:
         >>> import genzoo
-        >>> run = genzoo.train("vae", preset="tiny", out=tmp_path / "run")  # doctest: +SKIP
-        >>> run.metrics["test"]["loss"]  # doctest: +SKIP
+        >>> run = genzoo.train("vae", preset="tiny", out="runs/tiny")  # doctest: +SKIP
+        >>> sorted(run.metrics["test"])  # doctest: +SKIP
+        ['kl', 'loss', 'recon']
     """
     from genzoo import distributed
 
@@ -162,8 +173,12 @@ def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: 
            **overrides: Any) -> Run:
     """Continue a run from its latest checkpoint.
 
-    Overrides that change the saved config are refused, naming the keys, unless
-    ``allow_changes`` is true.
+    Args:
+        run: the run directory.
+        reporter: progress output; default silent.
+        allow_changes: accept overrides that change the saved config (they are saved);
+            without it they are refused, naming the keys.
+        **overrides: model or training config fields, e.g. ``steps=20000``.
     """
     from genzoo import distributed
 

@@ -20,6 +20,12 @@ class DataInfo:
     """What a model needs to know about its data to be built.
 
     Saved in ``config.json`` so that a run can be reloaded without its dataset.
+
+    Attributes:
+        kind: ``"image"`` or ``"text"``.
+        shape: ``(H, W, C)`` of the images; empty for text.
+        vocab: the characters of a text model's vocabulary, in id order; ``vocab_size``
+            is its length. Empty for images.
     """
 
     kind: str  # "image" or "text"
@@ -128,7 +134,13 @@ class Callback(Protocol):
 
 @dataclass
 class History:
-    """What a training run logged: train and validation metrics by step."""
+    """What a training run logged: train and validation metrics by step.
+
+    Attributes:
+        train: one record per training log line (``step``, ``epoch``, ``lr``, ``time``
+            and the model's metrics, averaged since the previous line).
+        eval: one record per validation pass (``step``, ``epoch``, ``val_<metric>``).
+    """
 
     train: list[dict[str, float]] = field(default_factory=list)
     eval: list[dict[str, float]] = field(default_factory=list)
