@@ -253,7 +253,7 @@ class RunDir:
     META = "meta.json"
     METRICS = "metrics.jsonl"
     RUN_FILES = (CONFIG, META, WEIGHTS, METRICS, "best.safetensors", "samples.png",
-                 "samples.txt", "eval.json")
+                 "samples.txt")
     # Made from a run's final weights after training: stale once the weights change.
     DERIVED_FILES = ("eval.json", "eval-*.json", "sample-seed*.png", "interpolate-*-*.png")
 
@@ -272,11 +272,11 @@ class RunDir:
         even with ``overwrite``, another tool's folder that has a ``config.json``)."""
         if self.holds_run():
             self.read_config()  # a folder genzoo did not write is never overwritten
-        if self.holds_run() and not overwrite:
-            raise CheckpointError(
-                f"{self.path} already holds a run; replace it (--overwrite, or "
-                f"overwrite=True) or continue it (--resume {self.path}, or genzoo.resume)"
-            )
+            if not overwrite:
+                raise CheckpointError(
+                    f"{self.path} already holds a run; replace it (--overwrite, or "
+                    f"overwrite=True) or continue it (--resume {self.path}, or genzoo.resume)"
+                )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / f".write-test-{os.getpid()}"

@@ -18,6 +18,7 @@ from importlib import metadata
 import pluggy
 
 from genzoo import hookspecs
+from genzoo.errors import PluginError, did_you_mean
 
 ENTRY_POINT_GROUP = "genzoo"
 CORE_PLUGINS = ("genzoo.data.catalog",)
@@ -80,8 +81,6 @@ def _hooks_of(pm: pluggy.PluginManager, plugin: object) -> list[str]:
 
 def _check_hooks(pm: pluggy.PluginManager, plugin: object, info: PluginInfo) -> None:
     """Warn about a plugin that implements no hook, or a hook genzoo does not define."""
-    from genzoo.errors import PluginError, did_you_mean
-
     known = [name for name in dir(hookspecs) if name.startswith("register_")]
     for caller in pm.get_hookcallers(plugin) or []:
         optional = all(impl.optionalhook for impl in caller.get_hookimpls()
@@ -137,8 +136,6 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...]]:
 
 def _check_selected(selected: set[str], available: list[metadata.EntryPoint]) -> None:
     """Warn about names in GENZOO_LOAD_PLUGINS that are not installed entry points."""
-    from genzoo.errors import did_you_mean
-
     names = [ep.name for ep in available]
     by_dist = {_normalise(ep.dist.name): ep for ep in available if ep.dist is not None}
     for name in sorted(selected - set(names)):

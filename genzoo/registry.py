@@ -28,6 +28,15 @@ IMPORT_PATH = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def check_name_and_kind(what: str, name: str, kind: str) -> None:
+    """Refuse a model or dataset name users could not type, or an unknown kind."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ValueError(f"{what} name {name!r} must be letters, digits, '.', '-' or '_', "
+                         "starting with a letter or digit")
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
 def check_import_path(path: str, what: str) -> None:
     """Refuse an import path that is not of the form ``"package.module:attr"``."""
     if not isinstance(path, str) or not IMPORT_PATH.match(path):
@@ -104,13 +113,9 @@ class ModelSpec:
     def __post_init__(self) -> None:
         from genzoo.config import check_model_config_class, check_preset
 
-        if not isinstance(self.name, str) or not NAME.match(self.name):
-            raise ValueError(f"model name {self.name!r} must be letters, digits, '.', '-' or '_'"
-                             ", starting with a letter or digit")
+        check_name_and_kind("model", self.name, self.kind)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.default_preset not in self.presets:
             raise ValueError(f"default preset {self.default_preset!r} is not in presets")
         if "tiny" not in self.presets:
@@ -176,11 +181,7 @@ class DatasetSpec:
     plugin: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not NAME.match(self.name):
-            raise ValueError(f"dataset name {self.name!r} must be letters, digits, '.', '-' or "
-                             "'_', starting with a letter or digit")
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        check_name_and_kind("dataset", self.name, self.kind)
         check_import_path(self.loader, "loader")
 
     @property

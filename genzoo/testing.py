@@ -248,14 +248,14 @@ def check_bad_config_is_refused(ctx: Context) -> None:
     defaults.validate()
 
 
-CHECKS: tuple[Callable[[Context], None], ...] = (
-    check_listing_imports_no_framework, check_builds, check_bad_config_is_refused,
-    check_learns, check_samples, check_round_trip, check_reproducible, check_resume,
-)
-LABELS = {check_listing_imports_no_framework: "listing", check_builds: "builds",
-          check_bad_config_is_refused: "bad config", check_learns: "learns",
-          check_samples: "samples", check_round_trip: "round trip",
-          check_reproducible: "reproducible", check_resume: "resume"}
+# The checks, in the order they run, and the name each one's failures start with.
+LABELS: dict[Callable[[Context], None], str] = {
+    check_listing_imports_no_framework: "listing", check_builds: "builds",
+    check_bad_config_is_refused: "bad config", check_learns: "learns",
+    check_samples: "samples", check_round_trip: "round trip",
+    check_reproducible: "reproducible", check_resume: "resume",
+}
+CHECKS: tuple[Callable[[Context], None], ...] = tuple(LABELS)
 
 
 def check_model(name: str, backend: str, tmp_path: Path) -> None:
