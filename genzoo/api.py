@@ -156,17 +156,19 @@ def train(name: str, backend: str | None = None, preset: str | None = None, *,
                                        else default_out(name, p.spec.backend))
     run_dir = RunDir(out)
     created = not run_dir.path.exists()
-    if distributed.world().is_main:
-        run_dir.prepare(overwrite=overwrite)
-    distributed.barrier()
     from genzoo.session import Session
 
     try:
+        if distributed.world().is_main:
+            run_dir.prepare(overwrite=overwrite)
+        distributed.barrier()
         return Session(p, run_dir, reporter or Reporter()).run()
     except BaseException:
         if created and distributed.world().is_main:
             run_dir.remove_if_empty()  # failed before writing anything: leave no trace
         raise
+    finally:
+        run_dir.lock.release()
 
 
 def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: bool = False,
@@ -187,7 +189,12 @@ def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: 
     distributed.init_from_env()
     from genzoo.session import Session
 
-    return Session(p, run_dir, reporter or Reporter(), resume=True).run()
+    if distributed.world().is_main:
+        run_dir.lock.acquire()  # refuses a run another process is training
+    try:
+        return Session(p, run_dir, reporter or Reporter(), resume=True).run()
+    finally:
+        run_dir.lock.release()
 
 
 def resume_plan(run: str | Path, *, allow_changes: bool = False, **overrides: Any) -> Plan:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from genzoo.errors import CheckpointError
+from genzoo.runlock import LOCK_NAME, RunLock, is_locked
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -259,6 +260,7 @@ class RunDir:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
+        self.lock = RunLock(self.path)  # held while this process trains the run
 
     @property
     def checkpoints(self) -> Path:
@@ -268,8 +270,12 @@ class RunDir:
         return (self.path / self.CONFIG).is_file()
 
     def prepare(self, *, overwrite: bool = False) -> None:
-        """Create the directory, check it is writable, and refuse to clobber a run (or,
-        even with ``overwrite``, another tool's folder that has a ``config.json``)."""
+        """Create the directory, check it is writable, take its lock, and refuse to clobber
+        a run (or, even with ``overwrite``, another tool's folder that has a
+        ``config.json``, or a run another process is training).
+
+        The caller releases ``self.lock`` when training ends.
+        """
         if self.holds_run():
             self.read_config()  # a folder genzoo did not write is never overwritten
             if not overwrite:
@@ -286,6 +292,7 @@ class RunDir:
             raise CheckpointError(
                 f"cannot write to {self.path}: {exc.strerror or exc}"
             ) from None
+        self.lock.acquire()
         if overwrite:
             for name in self.RUN_FILES:
                 (self.path / name).unlink(missing_ok=True)
@@ -300,9 +307,17 @@ class RunDir:
             return None
         return meta if isinstance(meta, dict) else None
 
-    def status(self) -> str | None:
-        """The ``status`` in meta.json (``None`` if there is none to read)."""
-        return (self.meta() or {}).get("status")
+    def status(self, meta: Mapping[str, Any] | None = None) -> str | None:
+        """The ``status`` in meta.json (``None`` if there is none to read), with one
+        inference: "running" while no process holds the run's lock is "killed" (the
+        process ended without recording why: ``kill -9``, out of memory, power loss).
+
+        ``meta`` saves reading meta.json again when the caller has it.
+        """
+        status = (meta if meta is not None else self.meta() or {}).get("status")
+        if status == "running" and is_locked(self.path) is False:
+            return "killed"
+        return status
 
     def remove_derived(self) -> None:
         """Remove evaluations and samples made from the run's earlier weights."""
@@ -311,8 +326,11 @@ class RunDir:
                 path.unlink(missing_ok=True)
 
     def remove_if_empty(self) -> None:
-        """Remove the run directory if nothing was written into it."""
+        """Remove the run directory if nothing but its lock was written into it."""
+        self.lock.release()
         try:
+            if [p.name for p in self.path.iterdir()] == [LOCK_NAME]:
+                (self.path / LOCK_NAME).unlink()
             self.path.rmdir()
         except OSError:  # not empty, or already gone
             pass

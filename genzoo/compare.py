@@ -70,7 +70,7 @@ def describe(path: Path) -> dict[str, Any]:
     return {"run": str(path), "model": config["model"], "backend": config["backend"],
             "preset": config.get("preset"), "data": config["dataset"], "seed": train["seed"],
             "settings": {**config["model_config"], **train},
-            "status": meta.get("status", "started"), "step": meta.get("step", 0),
+            "status": run.status(meta) or "started", "step": meta.get("step", 0),
             "num_parameters": meta.get("num_parameters"),
             "wall_time_s": meta.get("wall_time_s"),
             "metrics": {k: float(v) for k, v in metrics.items()

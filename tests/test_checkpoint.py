@@ -88,6 +88,10 @@ def test_run_dir_refuses_to_clobber_a_run(tmp_path) -> None:
     run.write_json(RunDir.CONFIG, {k: {} for k in RunDir.REQUIRED})
     with pytest.raises(CheckpointError, match=r"already holds a run; replace it \(--overwrite"):
         RunDir(tmp_path / "run").prepare()
+    with pytest.raises(CheckpointError, match="being trained by another process"):
+        RunDir(tmp_path / "run").prepare(overwrite=True)  # run still holds the lock
+    assert (tmp_path / "run" / RunDir.CONFIG).exists()
+    run.lock.release()
     RunDir(tmp_path / "run").prepare(overwrite=True)
     assert not (tmp_path / "run" / RunDir.CONFIG).exists()
 

@@ -80,6 +80,7 @@ def test_sigkill_then_resume_is_bitwise_identical(backend, kill_steps, tmp_path)
         proc = _start(run, backend)
         killed_at = _kill_at(proc, run, target)
         assert proc.returncode == -signal.SIGKILL
+        assert RunDir(run).status() == "killed"  # meta.json still says "running"
         checkpoint = latest_checkpoint(run / "checkpoints")
         resumed_from = json.loads((checkpoint / "state.json").read_text())["step"]
         report.append((killed_at, resumed_from))
@@ -426,3 +427,22 @@ def test_finishing_again_removes_evaluations_of_the_old_weights(trained, tmp_pat
     assert result.returncode == 0, result.stderr
     assert not [n for n in ("eval.json", "eval-mnist.json", "sample-seed3.png")
                 if (run / n).exists()]
+
+
+def test_a_run_being_trained_is_neither_overwritten_nor_resumed(trained, tmp_path) -> None:
+    import genzoo
+
+    run = RunDir(_copy(trained, tmp_path / "run"))
+    meta = json.loads((run.path / "meta.json").read_text())
+    run.write_json(RunDir.META, {**meta, "status": "running"})
+    before = sorted(p.name for p in run.path.rglob("*"))
+    with RunDir(run.path).lock:  # as the process training it holds it
+        assert run.status() == "running"
+        with pytest.raises(CheckpointError, match=rf"being trained by another process \(pid {os.getpid()}\)"):
+            genzoo.train("vae", preset="tiny", out=run.path, overwrite=True)
+        with pytest.raises(CheckpointError, match="being trained by another process"):
+            genzoo.resume(run.path)
+        assert sorted(p.name for p in run.path.rglob("*")) == before  # nothing touched
+    assert run.status() == "killed"  # "running", and nobody holds the lock
+    result = run_genzoo("compare", str(run.path))
+    assert result.returncode == 0 and "(killed)" in result.stdout, result.stderr
