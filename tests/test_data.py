@@ -53,9 +53,9 @@ def test_text_datasets(shared_data) -> None:
     shakespeare = load_dataset("tiny-shakespeare")
     assert len(shakespeare.text) == 1_115_394 and len(shakespeare.tokenizer) == 65
     assert shakespeare.text.startswith("First Citizen:")
-    # nanoGPT's split: the last 10% of the characters.
-    assert len(shakespeare.val) == 111_539
-    assert shakespeare.tokenizer.decode(shakespeare.val[:5]) == shakespeare.text[-111_539:][:5]
+    # nanoGPT's split, to the character: train is data[:int(n * 0.9)].
+    assert (len(shakespeare.train), len(shakespeare.val)) == (1_003_854, 111_540)
+    assert shakespeare.tokenizer.decode(shakespeare.val[:5]) == shakespeare.text[1_003_854:][:5]
     docs = load_dataset("python-docs")
     assert docs.kind == "text" and len(docs.text) > 400_000
     assert docs.tokenizer.decode(docs.train[:6]) == docs.text[:6]

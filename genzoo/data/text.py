@@ -124,9 +124,16 @@ class TextData:
 
 
 def _split(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation ids: the last ``VAL_FRACTION`` of the text validates."""
-    n_val = max(1, int(len(ids) * VAL_FRACTION))
-    return ids[:-n_val], ids[-n_val:]
+    """Train and validation ids: the last ``VAL_FRACTION`` of the text validates.
+
+    The cut is nanoGPT's, to the character: ``int(n * 0.9)`` train tokens.
+
+    Examples:
+        >>> [len(part) for part in _split(np.arange(1_115_394))]  # tiny Shakespeare
+        [1003854, 111540]
+    """
+    n_train = min(len(ids) - 1, int(len(ids) * (1 - VAL_FRACTION)))
+    return ids[:n_train], ids[n_train:]
 
 
 class TextBatches:
