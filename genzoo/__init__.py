@@ -12,6 +12,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from genzoo.hookspecs import hookimpl  # noqa: E402
-from genzoo.api import create, load, resume, train  # noqa: E402
+from genzoo.api import compare, create, evaluate, load, resume, train  # noqa: E402
 
-__all__ = ["__version__", "create", "hookimpl", "load", "resume", "train"]
+__all__ = ["__version__", "compare", "create", "evaluate", "hookimpl", "load", "resume",
+           "train"]

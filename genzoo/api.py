@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from genzoo.checkpoint import (WEIGHTS, RunDir, latest_checkpoint, load_tensors, read_checkpoint,
-                               tensor_metadata)
+from genzoo.checkpoint import (WEIGHTS, RunDir, checkpoint_name, complete_checkpoints,
+                               latest_checkpoint, load_tensors, read_checkpoint, tensor_metadata)
 from genzoo.config import TrainConfig, from_dict, resolve, to_dict
 from genzoo.errors import (CheckpointError, ConfigError, DataError, LookupFailed,
                            did_you_mean)
@@ -41,6 +41,8 @@ def plan(name: str, backend: str | None = None, preset: str | None = None, *,
     ``backend=None`` picks torch when the model has it, else its only backend.
     """
     registry = get_registry()
+    if not isinstance(name, str):
+        raise LookupFailed(f"a model name is a string such as 'vae', not {name!r}")
     if backend is None and name in registry.model_names():
         available = registry.backends_of(name)
         backend = "torch" if "torch" in available else available[0]
@@ -58,6 +60,14 @@ def plan(name: str, backend: str | None = None, preset: str | None = None, *,
         raise LookupFailed(f"unknown dataset '{data}' (not a registered name or an existing "
                            f"path).{did_you_mean(data, registry.datasets)}")
     return Plan(spec, preset or spec.default_preset, model_cfg, train_cfg, data)
+
+
+def length_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``epochs`` without ``steps`` replaces a preset's (or a resumed run's) step count,
+    as ``--epochs`` does on the command line (a preset's ``steps`` would win otherwise)."""
+    if overrides.get("epochs") is not None and overrides.get("steps") is None:
+        return {**overrides, "steps": "none"}
+    return dict(overrides)
 
 
 def _build(p: Plan, info: DataInfo) -> Generator:
@@ -139,8 +149,10 @@ def train(name: str, backend: str | None = None, preset: str | None = None, *,
         data: a dataset name or path; default: the model's default dataset.
         out: the run directory; default ``runs/<model>-<backend>-<UTC time>``.
         overwrite: replace a run already in ``out``.
-        reporter: progress output; default silent (the CLI passes a progress bar).
+        reporter: progress output; default silent. ``genzoo.progress.PlainReporter()``
+            prints log lines (in a notebook too), ``make_reporter()`` a bar on a terminal.
         **overrides: model or training config fields; ``None`` values are ignored.
+            ``epochs`` alone replaces the preset's ``steps``, as ``--epochs`` does.
 
     Examples:
         >>> import genzoo
@@ -150,7 +162,9 @@ def train(name: str, backend: str | None = None, preset: str | None = None, *,
     """
     from genzoo import distributed
 
-    p = plan(name, backend, preset, data=data, **overrides)
+    if isinstance(out, str) and not out.strip():
+        raise ConfigError("out is empty; give a folder for the run")
+    p = plan(name, backend, preset, data=data, **length_overrides(overrides))
     distributed.init_from_env()  # under torchrun: join the process group
     out = distributed.broadcast_object(out if out is not None
                                        else default_out(name, p.spec.backend))
@@ -180,12 +194,17 @@ def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: 
         reporter: progress output; default silent.
         allow_changes: accept overrides that change the saved config (they are saved);
             without it they are refused, naming the keys.
-        **overrides: model or training config fields, e.g. ``steps=20000``.
+        **overrides: model or training config fields, e.g. ``steps=20000`` (with
+            ``allow_changes=True``: it changes the config) to train a run further.
+
+    Examples:
+        >>> import genzoo
+        >>> run = genzoo.resume("runs/tiny", steps=60, allow_changes=True)  # doctest: +SKIP
     """
     from genzoo import distributed
 
     run_dir = RunDir(run)
-    p = resume_plan(run_dir.path, allow_changes=allow_changes, **overrides)
+    p = resume_plan(run_dir.path, allow_changes=allow_changes, **length_overrides(overrides))
     distributed.init_from_env()
     from genzoo.session import Session
 
@@ -215,7 +234,7 @@ def resume_plan(run: str | Path, *, allow_changes: bool = False, **overrides: An
     if differ and not allow_changes:
         raise ConfigError(
             f"cannot resume {run_dir.path} with a changed config ({', '.join(differ)}); "
-            "pass --allow-changes to resume anyway"
+            "pass --allow-changes (allow_changes=True) to resume anyway"
         )
     return changed
 
@@ -247,14 +266,20 @@ def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return keys
 
 
-def load(run: str | Path, *, device: str = "auto", checkpoint: str | None = None) -> Generator:
+def load(run: str | Path, *, device: str = "auto",
+         checkpoint: str | int | None = None) -> Generator:
     """Reload a trained model from a run directory (no dataset needed).
+
+    Image models sample with ``sample(n, seed=...)`` (float32 NHWC in [0, 1]) and, when
+    they have a latent space, ``interpolate(seed_a, seed_b, steps)``; text models also
+    ``generate(prompt, max_new_tokens=..., temperature=..., top_k=..., seed=...)`` and
+    ``stream(...)`` (see ``TextGenerator``).
 
     Args:
         run: the run directory written by ``train()`` or ``genzoo train``.
         device: where to put a torch model.
-        checkpoint: ``"latest"`` to load the newest periodic checkpoint instead of
-            ``model.safetensors``.
+        checkpoint: instead of the final ``model.safetensors``, a periodic checkpoint:
+            ``"latest"``, a step (``1000``) or a checkpoint's name (``"step-00001000"``).
 
     Examples:
         >>> import genzoo
@@ -271,7 +296,7 @@ def load(run: str | Path, *, device: str = "auto", checkpoint: str | None = None
         raise CheckpointError(
             f"{run_dir.path} has no final weights yet ({status or 'no meta.json'}): it "
             f"writes {WEIGHTS} when training ends; continue it with `genzoo train "
-            f"{spec.name} --resume {run_dir.path}`")
+            f"{spec.name} --resume {run_dir.path}` (or genzoo.resume)")
     info = DataInfo.from_json(saved["data_info"])
     p = Plan(spec, saved["preset"], model_cfg, train_cfg, saved["dataset"])
     generator = _build(p, info)
@@ -280,11 +305,8 @@ def load(run: str | Path, *, device: str = "auto", checkpoint: str | None = None
         tensors = load_tensors(source)
         check_origin(tensor_metadata(source), spec, source)
     else:
-        found = latest_checkpoint(run_dir.checkpoints)
-        if found is None:
-            raise CheckpointError(f"{run_dir.path} has no checkpoint")
-        tensors, _, _ = read_checkpoint(found)
-        source = found
+        source = _checkpoint(run_dir, checkpoint)
+        tensors, _, _ = read_checkpoint(source)
     try:
         generator.load_state(tensors)
     except CheckpointError as exc:
@@ -292,4 +314,70 @@ def load(run: str | Path, *, device: str = "auto", checkpoint: str | None = None
     return generator
 
 
-__all__ = ["Plan", "Run", "create", "load", "plan", "resume", "resume_plan", "train"]
+def _checkpoint(run_dir: RunDir, which: str | int) -> Path:
+    """The checkpoint folder ``load(checkpoint=which)`` names; a clear error otherwise."""
+    found = complete_checkpoints(run_dir.checkpoints)
+    if not found:
+        raise CheckpointError(f"{run_dir.path} has no checkpoint")
+    if which == "latest":
+        return latest_checkpoint(run_dir.checkpoints) or found[0]
+    name = checkpoint_name(which) if isinstance(which, int) and not isinstance(which, bool) \
+        else str(which)
+    for path in found:
+        if path.name == name:
+            return path
+    raise CheckpointError(f"{run_dir.path} has no checkpoint {which!r}; it has 'latest', "
+                          + ", ".join(repr(p.name) for p in found))
+
+
+def evaluate(run: str | Path, *, data: str | None = None, k: int = 1000,
+             samples: int = 10_000, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Evaluate a run as ``genzoo eval`` does, write ``eval.json`` and return its contents.
+
+    Args:
+        run: the run directory.
+        data: another dataset (name or path) to score on; the figures then go to
+            ``eval-<dataset>.json``.
+        k: importance samples per test image for the likelihood bound (models that have one).
+        samples: generated images for the sample-quality metrics (image models).
+        reporter: progress output; default silent.
+
+    Returns:
+        ``{"model", "backend", "run", "metrics": {...}, "protocol": {...}, "wall_time_s"}``.
+
+    Examples:
+        >>> import genzoo
+        >>> genzoo.evaluate("runs/tiny")["metrics"]["fd"]  # doctest: +SKIP
+        849.87
+    """
+    from genzoo.evaluation import evaluate_run
+
+    return evaluate_run(run, data=data, k=k, samples=samples, reporter=reporter)
+
+
+def compare(runs: str | Path | Iterable[str | Path], *,
+            metrics: str | Iterable[str] = ()) -> dict[str, Any]:
+    """Runs side by side, as ``genzoo compare`` shows them (no framework is imported).
+
+    Args:
+        runs: run directories, or folders of runs (expanded in natural order).
+        metrics: keep the metrics whose name contains this string (or any of these).
+
+    Returns:
+        ``{"runs": [...], "groups": [...]}``: each run's model, settings, status, step
+        and metrics, and a mean and standard deviation for each group of complete runs
+        that differ only in their seed.
+
+    Examples:
+        >>> import genzoo
+        >>> result = genzoo.compare("runs/study", metrics="val_loss")  # doctest: +SKIP
+        >>> result["groups"][0]["metrics"]["best val_loss"]["mean"]  # doctest: +SKIP
+        1.904
+    """
+    from genzoo.comparison import compare as compare_runs
+
+    return compare_runs(runs, metrics=metrics)
+
+
+__all__ = ["Plan", "Run", "compare", "create", "evaluate", "load", "plan", "resume",
+           "resume_plan", "train"]

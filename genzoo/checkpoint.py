@@ -259,7 +259,7 @@ class RunDir:
     DERIVED_FILES = ("eval.json", "eval-*.json", "sample-seed*.png", "interpolate-*-*.png")
 
     def __init__(self, path: Path | str):
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self.lock = RunLock(self.path)  # held while this process trains the run
 
     @property
@@ -361,17 +361,22 @@ class RunDir:
             raise CheckpointError(f"cannot write {self.path / self.METRICS}: "
                                   f"{exc.strerror or exc}") from exc
 
+    def events(self) -> list[dict[str, Any]]:
+        """Every event in metrics.jsonl, in order (a line cut short by a kill is skipped)."""
+        path = self.path / self.METRICS
+        if not path.is_file():
+            return []
+        events = []
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError):
+                events.append(json.loads(line))
+        return events
+
     def truncate_log(self, step: int) -> None:
         """Drop events after ``step`` (a resumed run logs those steps again)."""
         path = self.path / self.METRICS
         if not path.is_file():
             return
-        kept = []
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill
-            if record.get("step", 0) <= step:
-                kept.append(line + "\n")
+        kept = [json.dumps(e, sort_keys=True) + "\n" for e in self.events()
+                if e.get("step", 0) <= step]
         atomic_write_bytes(path, "".join(kept).encode())

@@ -16,7 +16,9 @@ from typing import Any
 import click
 
 from genzoo import __version__
+from genzoo.config import MAX_SEED
 from genzoo.errors import GenzooError, one_line
+from genzoo.sampling import TEMPERATURE, TOP_K
 
 BACKEND_CHOICES = ("torch", "keras")
 # Click 8.2+ raises this for a group called without a command; 8.1 prints the help itself.
@@ -227,8 +229,7 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
              "seed": seed, "device": device, "checkpoint_every": checkpoint_every,
              "compile": compile_ or None, "precision": precision}
     overrides.update({k: v for k, v in flags.items() if v is not None})
-    if epochs is not None and steps is None:
-        overrides["steps"] = "none"  # --epochs replaces a preset's (or a run's) step count
+    overrides = api.length_overrides(overrides)  # --epochs replaces a preset's steps
     if nproc is not None and nproc > 1:
         # Validate here, in one process, then let torchrun start N copies of this command.
         from genzoo.backends import KERAS_MULTIPROCESS, keras_backend_name
@@ -288,7 +289,7 @@ def _saved_model(run: Path) -> tuple[str, str]:
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--n", "n", type=click.IntRange(min=1), default=None,
               help="How many samples [images: 64, text: 1].")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the samples: the same seed draws the same samples.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output file, .png for images [images: RUN/sample-seed<SEED>.png; "
@@ -301,9 +302,10 @@ def _saved_model(run: Path) -> tuple[str, str]:
 @click.option("--prompt", default=None, help="Text: the text to continue [a newline].")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=500, show_default=True,
               help="Text: characters to generate.")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.8, show_default=True,
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=TEMPERATURE,
+              show_default=True,
               help="Text: softmax temperature; 0 picks the likeliest character.")
-@click.option("--top-k", type=click.IntRange(min=1), default=40, show_default=True,
+@click.option("--top-k", type=click.IntRange(min=1), default=TOP_K, show_default=True,
               help="Text: sample among the K likeliest characters.")
 def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
            interpolate: bool, prompt: str | None, max_new_tokens: int, temperature: float,
@@ -338,8 +340,6 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
     from genzoo.imaging import save_grid
 
     if interpolate:
-        if not hasattr(_network(generator), "render"):
-            raise GenzooError(f"{generator.spec.name} has no latent space to interpolate in")
         steps = n or 10
         out = out or Path(run) / f"interpolate-{seed}-{seed + 1}.png"
         save_grid(out, generator.interpolate(seed, seed + 1, steps), ncol=steps)
@@ -372,7 +372,8 @@ def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: st
         click.echo(start, nl=False)
         pieces = []
         for ch in generator.stream(start, max_new_tokens=max_new_tokens,
-                                   temperature=temperature, top_k=top_k, seed=seed + i):
+                                   temperature=temperature, top_k=top_k,
+                                   seed=(seed + i) % (MAX_SEED + 1)):
             click.echo(ch, nl=False)
             pieces.append(ch)
         texts.append(start + "".join(pieces))
@@ -381,10 +382,6 @@ def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: st
         from genzoo.checkpoint import atomic_write_bytes
 
         atomic_write_bytes(out, ("\n" + "-" * 40 + "\n").join(texts).encode("utf-8"))
-
-
-def _network(generator: Any) -> Any:
-    return getattr(generator, "module", None) or getattr(generator, "model", None)
 
 
 @cli.command("eval")
@@ -442,7 +439,7 @@ def compare_(runs: tuple[Path, ...], metrics: tuple[str, ...], as_json: bool) ->
         genzoo compare runs/study        # every run in the folder, and mean ± sd
         genzoo compare runs/study --metric loss --metric bpc
     """
-    from genzoo.compare import compare, table
+    from genzoo.comparison import compare, table
 
     result = compare(runs, metrics=metrics)
     if as_json:

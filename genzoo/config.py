@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import numbers
 import re
 import types
 import typing
@@ -79,11 +80,43 @@ class TrainConfig:
         for name in ("weight_decay", "grad_clip", "warmup_steps", "eval_every",
                      "eval_batches", "checkpoint_every", "seed"):
             require(getattr(self, name) >= 0, name, "must not be negative")
+        require(self.seed <= MAX_SEED, "seed", f"must be at most {MAX_SEED}")
         require(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
         check_device(self.device)
 
 
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+MAX_SEED = 2**32 - 1  # what every framework's seeding accepts (NumPy's legacy seed, Keras)
+
+
+def check_seed(seed: Any, name: str = "seed") -> None:
+    """Refuse a seed that is not a whole number in [0, 2**32 - 1] (``None`` passes).
+
+    Examples:
+        >>> check_seed(7)
+        >>> check_seed(-1)
+        Traceback (most recent call last):
+        ...
+        genzoo.errors.ConfigError: seed must be a whole number from 0 to 4294967295, not -1
+    """
+    if seed is None:
+        return
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) \
+            or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{name} must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
+
+
+def check_count(n: Any, name: str = "n", minimum: int = 1) -> None:
+    """Refuse a count that is not a whole number of at least ``minimum``.
+
+    Examples:
+        >>> check_count(2.5)
+        Traceback (most recent call last):
+        ...
+        genzoo.errors.ConfigError: n must be a whole number of at least 1, not 2.5
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < minimum:
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}, not {n!r}")
 
 
 def check_device(device: str) -> None:

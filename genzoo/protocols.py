@@ -80,13 +80,14 @@ class Generator(Protocol):
 class TextGenerator(Generator, Protocol):
     """A generator of text."""
 
-    def generate(self, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int | None = None) -> str:
-        """Continue ``prompt`` and return the new text."""
+    def generate(self, prompt: str, *, max_new_tokens: int, temperature: float = 0.8,
+                 top_k: int | None = 40, seed: int | None = None) -> str:
+        """Continue ``prompt`` and return the new text. The defaults are ``genzoo
+        sample``'s; ``temperature=1.0, top_k=None`` draws from the model as trained."""
         ...
 
-    def stream(self, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
-               top_k: int | None = None, seed: int | None = None) -> Iterator[str]:
+    def stream(self, prompt: str, *, max_new_tokens: int, temperature: float = 0.8,
+               top_k: int | None = 40, seed: int | None = None) -> Iterator[str]:
         """Continue ``prompt``, yielding the new text a character at a time."""
         ...
 
@@ -142,9 +143,9 @@ class History:
         eval: one record per validation pass (``step``, ``epoch``, ``val_<metric>``).
     """
 
-    train: list[dict[str, float]] = field(default_factory=list)
-    eval: list[dict[str, float]] = field(default_factory=list)
+    train: list[dict[str, Any]] = field(default_factory=list)
+    eval: list[dict[str, Any]] = field(default_factory=list)
 
-    def last(self, which: str = "eval") -> dict[str, float]:
+    def last(self, which: str = "eval") -> dict[str, Any]:
         records = getattr(self, which)
         return dict(records[-1]) if records else {}

@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+TEMPERATURE = 0.8  # the defaults of genzoo sample, generate() and stream(), as nanoGPT's
+TOP_K = 40
+
 Prefill = Callable[[Sequence[int]], tuple[np.ndarray, Any]]
 Extend = Callable[[int, Any, int], tuple[np.ndarray, Any]]
 

@@ -23,6 +23,7 @@ from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, complete_che
 from genzoo.distributed import Sharded, world
 from genzoo.errors import CheckpointError, DataError, one_line
 from genzoo.progress import Reporter
+from genzoo.protocols import History
 from genzoo.training import Diverged, Interrupted, LoopHooks, evaluate, fit
 
 SAMPLE_COUNT = 64  # images in samples.png
@@ -119,6 +120,10 @@ class Session:
         wall = time.perf_counter() - t0
         if not main:  # the other ranks are done: rank 0 evaluates and writes
             return Run(self.run_dir.path, generator, history, {})
+        if self.resume:  # the whole run's records, not only this segment's
+            events = self.run_dir.events()
+            history = History(train=[e for e in events if e.get("event") == "train"],
+                              eval=[e for e in events if e.get("event") == "eval"])
         if total > start:
             self._checkpoint(total)
         if cfg.keep_best and (self.run_dir.path / BEST).is_file():
@@ -270,7 +275,8 @@ class Session:
     def _finished(self, step: int, total: int) -> CheckpointError:
         return CheckpointError(
             f"{self.run_dir.path} has already trained {step} of its {total} steps; to train "
-            "further, resume with a larger --steps and --allow-changes")
+            "further, resume with a larger --steps and --allow-changes (steps=N, "
+            "allow_changes=True)")
 
     def _write_samples(self) -> None:
         seed = self.plan.train_config.seed
@@ -278,7 +284,7 @@ class Session:
             start = self.generator.info.vocab[self.generator.start_token()]
             chars = getattr(self.plan.model_config, "sample_chars", TEXT_SAMPLE_CHARS)
             text = start + self.generator.generate(start, max_new_tokens=chars,
-                                                   temperature=0.8, top_k=40, seed=seed)
+                                                   seed=seed)  # sampling defaults
             atomic_write_bytes(self.run_dir.path / "samples.txt", text.encode("utf-8"))
             return
         from genzoo.imaging import save_grid

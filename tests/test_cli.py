@@ -146,7 +146,7 @@ def test_compare_puts_runs_side_by_side(tmp_path) -> None:
 
 def test_compare_groups_only_seed_repeats_of_finished_runs(tmp_path) -> None:
     import genzoo
-    from genzoo.compare import compare
+    from genzoo.comparison import compare
 
     for name, model, changes in (("v8", "vae", {"latent_dim": 8}), ("v4", "vae", {"latent_dim": 4}),
                                  ("g", "gan", {}), ("v8-again", "vae", {"latent_dim": 8, "seed": 1}),

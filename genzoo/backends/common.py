@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-from genzoo.errors import CheckpointError
+from genzoo.config import check_count, check_seed
+from genzoo.errors import CheckpointError, ConfigError
 
 
 def check_state_matches(
@@ -30,6 +32,28 @@ def check_state_matches(
                 f"these weights do not fit {what}: '{name}' has shape {got}, the model "
                 f"expects {tuple(shape)}"
             )
+
+
+def check_sample(n: Any, seed: Any) -> None:
+    """The arguments of ``sample(n, seed=...)``, checked before any framework sees them."""
+    check_count(n)
+    check_seed(seed)
+
+
+def check_interpolate(network: Any, name: str, seed_a: Any, seed_b: Any, steps: Any) -> None:
+    """``interpolate`` needs a model with a latent space (``noise`` and ``render``)."""
+    if not (hasattr(network, "noise") and hasattr(network, "render")):
+        raise ConfigError(f"{name} has no latent space to interpolate in")
+    check_seed(seed_a, "seed_a")
+    check_seed(seed_b, "seed_b")
+    check_count(steps, "steps", 2)
+
+
+def describe(generator: Any) -> str:
+    """A generator's repr: model, backend, size."""
+    spec = generator.spec
+    return (f"<{type(generator).__name__} {spec.name} ({spec.backend}), "
+            f"{generator.num_parameters():,} parameters>")
 
 
 def random_seed() -> int:

@@ -34,7 +34,8 @@ from typing import Any  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from genzoo.backends.common import check_state_matches, random_seed, slerp  # noqa: E402
+from genzoo.backends.common import (check_interpolate, check_sample,  # noqa: E402
+                                    check_state_matches, describe, random_seed, slerp)
 from genzoo.backends.text import TextSampling  # noqa: E402
 from genzoo.config import TrainConfig  # noqa: E402
 from genzoo.distributed import all_average, world  # noqa: E402
@@ -153,7 +154,10 @@ class KerasGenerator:
         self.model = model
         self.device = device
 
+    __repr__ = describe
+
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        check_sample(n, seed)
         seeds = keras.random.SeedGenerator(random_seed() % 2**31 if seed is None else seed)
         with _no_grad():
             out = self.model.sample(n, seeds)
@@ -161,6 +165,7 @@ class KerasGenerator:
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
         """Images along the arc between the latents of two seeds (their first samples)."""
+        check_interpolate(self.model, self.spec.name, seed_a, seed_b, steps)
         with _no_grad():
             ends = [keras.ops.convert_to_numpy(self.model.noise(1, keras.random.SeedGenerator(s)))
                     for s in (seed_a, seed_b)]
@@ -220,7 +225,7 @@ def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
     """Build a plugin's Keras model with seeded weights."""
     if device not in ("auto", "cpu"):
         raise ConfigError(
-            f"--device {device} is not supported with --backend keras; Keras places the "
+            f"device '{device}' is not supported by the keras backend; Keras places the "
             "model itself (use auto, or cpu)"
         )
     keras.utils.set_random_seed(seed)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from genzoo.backends.common import random_seed
+from genzoo.config import MAX_SEED, check_count, check_seed
 from genzoo.data.text import CharTokenizer
 from genzoo.errors import ConfigError
-from genzoo.sampling import stream_tokens
+from genzoo.sampling import TEMPERATURE, TOP_K, stream_tokens
 
 
 class TextSampling:
@@ -22,6 +25,7 @@ class TextSampling:
 
     info: Any
     config: Any
+    spec: Any
 
     def _prefill(self, ids: Sequence[int]) -> tuple[np.ndarray, Any]:
         raise NotImplementedError
@@ -36,33 +40,45 @@ class TextSampling:
     def tokenizer(self) -> CharTokenizer:
         return CharTokenizer(self.info.vocab)
 
-    def stream(self, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
-               top_k: int | None = None, seed: int | None = None,
+    def stream(self, prompt: str, *, max_new_tokens: int, temperature: float = TEMPERATURE,
+               top_k: int | None = TOP_K, seed: int | None = None,
                cache: bool = True) -> Iterator[str]:
         """Continue ``prompt``, yielding one character at a time.
 
+        The defaults (temperature 0.8, top-k 40) are ``genzoo sample``'s; pass
+        ``temperature=1.0, top_k=None`` to draw from the model's own distribution.
+
         Raises:
+            ConfigError: a bad argument (checked at the call, not at the first character).
             DataError: the prompt holds characters outside the model's vocabulary.
         """
-        if temperature < 0:
-            raise ConfigError("temperature must not be negative")
-        if top_k is not None and top_k < 1:
-            raise ConfigError("top_k must be at least 1")
+        if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) \
+                or not 0 <= temperature < math.inf:
+            raise ConfigError(f"temperature must be a finite number of at least 0, "
+                              f"not {temperature!r}")
+        if top_k is not None:
+            check_count(top_k, "top_k")
+        check_count(max_new_tokens, "max_new_tokens", 0)
+        check_seed(seed)
+        if not isinstance(prompt, str):
+            raise ConfigError(f"the prompt must be a string, not {type(prompt).__name__}")
         tokenizer = self.tokenizer
-        ids = tokenizer.encode(prompt).tolist()
-        if not ids:
-            ids = [self.start_token()]
+        ids = tokenizer.encode(prompt).tolist() or [self.start_token()]
+        return self._stream(tokenizer, ids, max_new_tokens, temperature, top_k,
+                            random_seed() if seed is None else seed, cache)
+
+    def _stream(self, tokenizer: CharTokenizer, ids: list[int], max_new_tokens: int,
+                temperature: float, top_k: int | None, seed: int, cache: bool) -> Iterator[str]:
         with self._eval_mode():
             for token in stream_tokens(
                     self._prefill, self._extend if cache else None, ids,
                     max_new_tokens=max_new_tokens, block_size=self.config.block_size,
-                    temperature=temperature, top_k=top_k,
-                    seed=random_seed() if seed is None else seed):
+                    temperature=temperature, top_k=top_k, seed=seed):
                 yield tokenizer.vocab[token]
 
-    def generate(self, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int | None = None, cache: bool = True) -> str:
-        """Continue ``prompt`` and return the new text."""
+    def generate(self, prompt: str, *, max_new_tokens: int, temperature: float = TEMPERATURE,
+                 top_k: int | None = TOP_K, seed: int | None = None, cache: bool = True) -> str:
+        """Continue ``prompt`` and return the new text (``stream``'s arguments)."""
         return "".join(self.stream(prompt, max_new_tokens=max_new_tokens,
                                    temperature=temperature, top_k=top_k, seed=seed,
                                    cache=cache))
@@ -72,9 +88,18 @@ class TextSampling:
         return self.info.vocab.find("\n") if "\n" in self.info.vocab else 0
 
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
-        """``n`` sequences of ``block_size`` token ids (int64), each from a newline."""
+        """``n`` sequences of ``block_size`` token ids (int64), each from a newline, drawn
+        from the model's own distribution (temperature 1, no top-k)."""
+        check_count(n)
+        check_seed(seed)
         base = random_seed() if seed is None else seed
         start = self.info.vocab[self.start_token()]
-        rows = [self.tokenizer.encode(self.generate(start, max_new_tokens=self.config.block_size,
-                                                    seed=base + i)) for i in range(n)]
+        rows = [self.tokenizer.encode(self.generate(
+            start, max_new_tokens=self.config.block_size, temperature=1.0, top_k=None,
+            seed=(base + i) % (MAX_SEED + 1))) for i in range(n)]
         return np.stack(rows).astype(np.int64)
+
+    def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
+        """Text models have no latent space to interpolate in."""
+        raise ConfigError(f"{self.spec.name} is a text model: it has no latent space to "
+                          "interpolate in")

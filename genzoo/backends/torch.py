@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from genzoo.backends.common import check_state_matches, random_seed, slerp
+from genzoo.backends.common import (check_interpolate, check_sample, check_state_matches,
+                                    describe, random_seed, slerp)
 from genzoo.backends.text import TextSampling
 from genzoo.config import TrainConfig, check_device
 from genzoo.distributed import all_average, average_gradients, world
@@ -49,12 +50,12 @@ def resolve_device(name: str) -> torch.device:
     check_device(name)
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} was requested but no CUDA device is available")
+        raise ConfigError(f"device '{name}' was requested but no CUDA device is available")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ConfigError(f"--device {name} was requested but this machine has "
+        raise ConfigError(f"device '{name}' was requested but this machine has "
                           f"{torch.cuda.device_count()} CUDA device(s)")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("--device mps was requested but MPS is not available")
+        raise ConfigError("device 'mps' was requested but MPS is not available")
     return device
 
 
@@ -73,11 +74,14 @@ class TorchGenerator:
         self.module = module.to(device)
         self.device = device
 
+    __repr__ = describe
+
     def to_tensor(self, batch: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
+        check_sample(n, seed)
         generator = torch.Generator(device=self.device)
         generator.manual_seed(random_seed() if seed is None else seed)
         was_training = self.module.training
@@ -91,16 +95,18 @@ class TorchGenerator:
     @torch.no_grad()
     def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
         """Images along the arc between the latents of two seeds (their first samples)."""
+        check_interpolate(self.module, self.spec.name, seed_a, seed_b, steps)
         ends = []
         for seed in (seed_a, seed_b):
             generator = torch.Generator(device=self.device).manual_seed(seed)
             ends.append(self.module.noise(1, generator).cpu().numpy())
         z = self.to_tensor(slerp(ends[0], ends[1], steps))
+        was_training = self.module.training
         self.module.eval()
         try:
             return self.module.render(z).float().cpu().numpy()
         finally:
-            self.module.train()
+            self.module.train(was_training)
 
     def state(self) -> dict[str, np.ndarray]:
         return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}

@@ -28,7 +28,7 @@ def find_runs(paths: Iterable[Path | str]) -> list[Path]:
         []
     """
     found: dict[Path, Path] = {}  # each run once, however often it is named
-    for path in map(Path, paths):
+    for path in (Path(p).expanduser() for p in paths):
         if RunDir(path).holds_run():
             found.setdefault(path.resolve(), path)
             continue
@@ -111,13 +111,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return summary
 
 
-def compare(paths: Iterable[Path | str], metrics: Iterable[str] = ()) -> dict[str, Any]:
+def compare(paths: Path | str | Iterable[Path | str],
+            metrics: str | Iterable[str] = ()) -> dict[str, Any]:
     """The runs at ``paths`` (folders of runs are expanded), the settings in which each
     differs from the other runs of its model, and a summary of each group of complete
     runs that differ only in their seed.
 
-    ``metrics``: keep only the metrics whose name contains one of these strings.
+    ``paths``: one path, or several. ``metrics``: keep only the metrics whose name
+    contains this string, or one of these strings.
     """
+    paths = [paths] if isinstance(paths, (str, Path)) else paths
+    metrics = [metrics] if isinstance(metrics, str) else metrics
     runs = []
     for path in find_runs(paths):
         try:

@@ -1,0 +1,119 @@
+"""The Python API as a notebook user meets it: the same behaviour as the CLI, and bad
+arguments refused with genzoo's own errors before any framework sees them."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import genzoo
+from genzoo.errors import CheckpointError, ConfigError, LookupFailed
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("api") / "vae"
+    genzoo.train("vae", preset="tiny", steps=20, checkpoint_every=10, out=out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def gpt(tmp_path_factory) -> genzoo.api.Generator:
+    return genzoo.create("transformer", preset="tiny")
+
+
+def test_out_is_checked_and_a_home_path_is_expanded(tmp_path, monkeypatch) -> None:
+    with pytest.raises(ConfigError, match="out is empty"):
+        genzoo.train("vae", preset="tiny", steps=2, out=" ")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    run = genzoo.train("vae", preset="tiny", steps=2, out="~/runs/a")
+    assert run.path == tmp_path / "runs" / "a" and (run.path / "model.safetensors").is_file()
+    assert genzoo.load("~/runs/a").sample(1, seed=0).shape == (1, 8, 8, 1)
+    assert genzoo.compare("~/runs")["runs"][0]["run"] == str(tmp_path / "runs" / "a")
+
+
+def test_epochs_replace_the_presets_steps_as_on_the_command_line(tmp_path) -> None:
+    p = genzoo.api.plan("transformer", preset="nanogpt-cpu", **genzoo.api.length_overrides(
+        {"epochs": 1}))
+    assert (p.train_config.steps, p.train_config.epochs) == (None, 1)
+    run = genzoo.train("vae", preset="tiny", epochs=1, out=tmp_path / "r")
+    meta = json.loads((run.path / "meta.json").read_text())
+    assert meta["epoch"] == 1.0 and meta["step"] > 30  # the preset's 30 steps did not win
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda m: m.sample(0), "n must be a whole number of at least 1, not 0"),
+    (lambda m: m.sample(2.5), "n must be a whole number of at least 1, not 2.5"),
+    (lambda m: m.sample(2, seed=-1), "seed must be a whole number from 0 to 4294967295"),
+    (lambda m: m.sample(2, seed=2**64), "seed must be a whole number"),
+    (lambda m: m.sample(2, seed=1.5), "seed must be a whole number"),
+    (lambda m: m.interpolate(0, 1, 1), "steps must be a whole number of at least 2"),
+])
+def test_bad_sampling_arguments_are_genzoo_errors(call, message) -> None:
+    for backend in ("torch", "keras"):
+        with pytest.raises(ConfigError, match=message):
+            call(genzoo.create("vae", backend, preset="tiny"))
+
+
+def test_bad_text_arguments_are_refused_at_the_call(gpt) -> None:
+    with pytest.raises(ConfigError, match="max_new_tokens must be a whole number of at least 0"):
+        gpt.stream("a", max_new_tokens=-1)  # at the call, not at the first character
+    with pytest.raises(ConfigError, match="temperature must be a finite number"):
+        gpt.generate("a", max_new_tokens=3, temperature=math.nan)
+    with pytest.raises(ConfigError, match="top_k must be a whole number of at least 1"):
+        gpt.generate("a", max_new_tokens=3, top_k=0)
+    with pytest.raises(ConfigError, match="transformer is a text model: it has no latent space"):
+        gpt.interpolate(0, 1, 4)
+    with pytest.raises(LookupFailed, match="a model name is a string"):
+        genzoo.create(None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="'seed': must be at most 4294967295"):
+        genzoo.create("vae", preset="tiny", seed=2**32)
+    assert gpt.generate("a", max_new_tokens=0) == ""
+
+
+def test_generate_defaults_are_genzoo_samples(gpt) -> None:
+    ours = gpt.generate("a", max_new_tokens=40, seed=3)
+    assert ours == gpt.generate("a", max_new_tokens=40, seed=3, temperature=0.8, top_k=40)
+    assert ours != gpt.generate("a", max_new_tokens=40, seed=3, temperature=1.0, top_k=None)
+    assert repr(gpt).startswith("<TorchTextGenerator transformer (torch), ")
+
+
+def test_load_names_the_checkpoint_it_reads(vae_run) -> None:
+    from genzoo.checkpoint import load_tensors
+
+    first = load_tensors(vae_run / "checkpoints" / "step-00000010" / "model.safetensors")
+    for which in (10, "step-00000010"):
+        state = genzoo.load(vae_run, checkpoint=which).state()
+        assert all(np.array_equal(state[k], first[k]) for k in first)
+    latest = genzoo.load(vae_run, checkpoint="latest").state()
+    assert not all(np.array_equal(latest[k], first[k]) for k in first)
+    with pytest.raises(CheckpointError, match=r"has no checkpoint 'bogus'; it has 'latest', "
+                                              r"'step-00000020', 'step-00000010'"):
+        genzoo.load(vae_run, checkpoint="bogus")
+
+
+def test_interpolate_keeps_the_modules_mode(vae_run) -> None:
+    model = genzoo.load(vae_run)
+    model.module.train()
+    model.interpolate(0, 1, 3)
+    assert model.module.training
+
+
+def test_a_resumed_run_reports_its_whole_history(vae_run, tmp_path) -> None:
+    import shutil
+
+    run = shutil.copytree(vae_run, tmp_path / "run")
+    resumed = genzoo.resume(run, steps=30, allow_changes=True)
+    steps = [r["step"] for r in resumed.history.train]
+    assert steps[0] < 20 and steps[-1] == 30 and steps == sorted(set(steps))
+
+
+def test_compare_and_evaluate_are_in_the_api(vae_run) -> None:
+    result = genzoo.compare(str(vae_run), metrics="loss")  # one path, one metric string
+    assert [Path(r["run"]) for r in result["runs"]] == [vae_run]
+    assert set(result["runs"][0]["metrics"]) == {"test loss"}
+    assert genzoo.evaluate is genzoo.api.evaluate and "data" in genzoo.evaluate.__doc__
