@@ -205,6 +205,10 @@ def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: 
 
     run_dir = RunDir(run)
     p = resume_plan(run_dir.path, allow_changes=allow_changes, **length_overrides(overrides))
+    moved = keras_backend_change(run_dir, p.spec)
+    if moved and not allow_changes:
+        raise ConfigError(f"{moved}; resuming there would not continue the run exactly. Set "
+                          "KERAS_BACKEND back, or pass --allow-changes (allow_changes=True)")
     distributed.init_from_env()
     from genzoo.session import Session
 
@@ -237,6 +241,21 @@ def resume_plan(run: str | Path, *, allow_changes: bool = False, **overrides: An
             "pass --allow-changes (allow_changes=True) to resume anyway"
         )
     return changed
+
+
+def keras_backend_change(run_dir: RunDir, spec: ModelSpec) -> str | None:
+    """For a Keras run, what changed if Keras would now run on another backend than the
+    one the run was trained on (its random streams and numerics differ); else ``None``."""
+    if spec.backend != "keras":
+        return None
+    from genzoo.backends import keras_backend_name
+
+    trained = ((run_dir.meta() or {}).get("frameworks") or {}).get("keras_backend")
+    now = keras_backend_name()
+    if trained is None or trained == now:
+        return None
+    return (f"{run_dir.path} was trained with Keras on {trained}, and Keras now runs on "
+            f"{now} (KERAS_BACKEND)")
 
 
 def weights_metadata(spec: ModelSpec) -> dict[str, str]:
@@ -297,6 +316,12 @@ def load(run: str | Path, *, device: str = "auto",
             f"{run_dir.path} has no final weights yet ({status or 'no meta.json'}): it "
             f"writes {WEIGHTS} when training ends; continue it with `genzoo train "
             f"{spec.name} --resume {run_dir.path}` (or genzoo.resume)")
+    moved = keras_backend_change(run_dir, spec)
+    if moved:
+        import warnings
+
+        warnings.warn(f"{moved}: the weights load, but a seed draws other samples than it "
+                      "did there", stacklevel=2)
     info = DataInfo.from_json(saved["data_info"])
     p = Plan(spec, saved["preset"], model_cfg, train_cfg, saved["dataset"])
     generator = _build(p, info)

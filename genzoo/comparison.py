@@ -67,7 +67,9 @@ def describe(path: Path) -> dict[str, Any]:
     if eval_path.is_file():
         metrics.update({f"eval {k}": v for k, v in read_json(eval_path)["metrics"].items()})
     train = config["train_config"]
-    return {"run": str(path), "model": config["model"], "backend": config["backend"],
+    framework = (meta.get("frameworks") or {}).get("keras_backend")  # Keras: TF or torch
+    return {"run": str(path), "model": config["model"],
+            "backend": config["backend"] + (f" on {framework}" if framework else ""),
             "preset": config.get("preset"), "data": config["dataset"], "seed": train["seed"],
             "settings": {**config["model_config"], **train},
             "status": run.status(meta) or "started", "step": meta.get("step", 0),

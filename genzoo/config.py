@@ -48,7 +48,7 @@ class TrainConfig:
     optimizer: Literal["adam", "adamw"] = "adam"  # adamw: weight decay, decoupled
     beta1: float = 0.9  # Adam's first-moment decay
     beta2: float = 0.999  # Adam's second-moment decay
-    weight_decay: float = 0.0  # decoupled (AdamW) weight decay
+    weight_decay: float = 0.0  # decoupled (AdamW) weight decay, on matrices only
     grad_clip: float = 0.0  # clip the global gradient norm to this value; 0 disables
     lr_schedule: Literal["constant", "cosine"] = "constant"  # after the warm-up
     warmup_steps: int = 0  # linear warm-up before the schedule
@@ -81,6 +81,9 @@ class TrainConfig:
                      "eval_batches", "checkpoint_every", "seed"):
             require(getattr(self, name) >= 0, name, "must not be negative")
         require(self.seed <= MAX_SEED, "seed", f"must be at most {MAX_SEED}")
+        # torch's Adam would add an L2 term, Keras's decays decoupled: only AdamW is one thing
+        require(self.weight_decay == 0 or self.optimizer == "adamw", "weight_decay",
+                "needs optimizer=adamw (decoupled decay, the same in both backends)")
         require(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
         check_device(self.device)
 

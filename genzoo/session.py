@@ -43,6 +43,7 @@ class Session:
         self.stop_requested = False
         self.best: dict[str, float] | None = None
         self.started: float | None = None  # when meta.json said "running"
+        self.earlier = 0.0  # seconds trained before this process (resumed runs)
         self.step = 0  # the last step logged
 
     def run(self) -> Run:
@@ -56,7 +57,7 @@ class Session:
                 crashed = not isinstance(exc, KeyboardInterrupt)
                 with suppress(Exception):  # best effort: the original error matters more
                     self._write_meta("failed" if crashed else "interrupted", self.step,
-                                     time.perf_counter() - self.started, {},
+                                     self._elapsed(), {},
                                      error=f"{type(exc).__name__}: {one_line(exc)[:500]}"
                                      if crashed else None)
             raise
@@ -91,33 +92,32 @@ class Session:
             self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": data.info.to_json(),
                                                     "genzoo": __version__,
                                                     "world_size": world().size})
-            self._write_meta("running", start, 0.0, {})
+            self._write_meta("running", start, self.earlier, {})
         self.started, self.step = time.perf_counter(), start
         val_batches, test_batches = self._eval_sources(data, text_val)
         hooks = LoopHooks(log=self._log if main else lambda record: None,
                           checkpoint=self._checkpoint if main else None,
                           on_eval=self._on_eval, should_stop=lambda: self.stop_requested,
                           reporter=self.reporter)
-        t0 = time.perf_counter()
         try:
             with self._ctrl_c():
                 history = fit(trainer, batches, cfg, total_steps=total, steps_per_epoch=spe,
                               eval_batches=val_batches if main else None, hooks=hooks,
-                              start_step=start,
+                              start_step=start, elapsed=self.earlier,
                               description=f"{p.spec.name} ({p.spec.backend}) on {p.data}")
         except Interrupted as exc:
             if not main:
                 raise
             self._checkpoint(exc.step)
-            self._write_meta("interrupted", exc.step, time.perf_counter() - t0, {})
+            self._write_meta("interrupted", exc.step, self._elapsed(), {})
             raise Interrupted(exc.step, (
                 f"interrupted at step {exc.step}; checkpoint written. Continue with: "
                 f"genzoo train {p.spec.name} --resume {self.run_dir.path}")) from None
         except Diverged as exc:
             if main:
-                self._write_meta("diverged", exc.step, time.perf_counter() - t0, {})
+                self._write_meta("diverged", exc.step, self._elapsed(), {})
             raise
-        wall = time.perf_counter() - t0
+        wall = self._elapsed()
         if not main:  # the other ranks are done: rank 0 evaluates and writes
             return Run(self.run_dir.path, generator, history, {})
         if self.resume:  # the whole run's records, not only this segment's
@@ -126,20 +126,34 @@ class Session:
                               eval=[e for e in events if e.get("event") == "eval"])
         if total > start:
             self._checkpoint(total)
+        try:
+            metrics = self._finish(total, history, test_batches)
+        except KeyboardInterrupt:  # training is done and checkpointed: say how to finish
+            self._write_meta("interrupted", total, wall, {})
+            raise Interrupted(total, (
+                f"interrupted while finishing (test pass, weights, samples); all {total} steps "
+                f"are trained and checkpointed. Finish with: genzoo train {p.spec.name} "
+                f"--resume {self.run_dir.path}")) from None
+        self._write_meta("complete", total, wall, metrics)
+        return Run(self.run_dir.path, generator, history, metrics)
+
+    def _finish(self, total: int, history: History, test_batches: Any) -> dict[str, Any]:
+        """After the last step: the kept weights, the test pass, the final files."""
+        generator, cfg = self.generator, self.plan.train_config
         if cfg.keep_best and (self.run_dir.path / BEST).is_file():
             generator.load_state(load_tensors(self.run_dir.path / BEST))
-        test = evaluate(trainer, test_batches())
+        test = evaluate(self.trainer, test_batches())
         self.run_dir.log({"event": "test", "step": total,
                           **{f"test_{k}": v for k, v in test.items()}})
         self.run_dir.remove_derived()  # evaluations and samples of older weights
-        save_tensors(self.run_dir.path / WEIGHTS, generator.state(), weights_metadata(p.spec))
+        save_tensors(self.run_dir.path / WEIGHTS, generator.state(),
+                     weights_metadata(self.plan.spec))
         self._write_samples()
         metrics = {"train": _strip(history.last("train")), "val": _strip(history.last("eval")),
                    "test": test}
         if self.best is not None:
             metrics["best"] = self.best
-        self._write_meta("complete", total, wall, metrics)
-        return Run(self.run_dir.path, generator, history, metrics)
+        return metrics
 
     def _batches(self, data: Any) -> tuple[Any, Any]:
         """Training batches, and for text the validation windows (both check sizes)."""
@@ -203,13 +217,17 @@ class Session:
         finally:
             signal.signal(signal.SIGINT, previous)
 
+    def _elapsed(self) -> float:
+        """Seconds of training so far, over every process that trained this run."""
+        return self.earlier + (time.perf_counter() - self.started if self.started else 0.0)
+
     def _checkpoint(self, step: int) -> None:
         tensors, values = self.trainer.state()
         write_checkpoint(
             self.run_dir.checkpoints, step, self.generator.state(), tensors,
             {"model": self.plan.spec.name, "backend": self.plan.spec.backend,
              "config": self.plan.to_json(), "epoch": step / self.spe, "trainer": values,
-             "best": self.best},
+             "best": self.best, "elapsed_s": round(self._elapsed(), 3)},
             keep=self.plan.train_config.keep_checkpoints,
         )
 
@@ -266,6 +284,7 @@ class Session:
         if step > total:
             raise self._finished(step, total)
         self.best = state.get("best")
+        self.earlier = float(state.get("elapsed_s", 0.0))  # older checkpoints lack it
         if world().is_main:
             self.run_dir.truncate_log(step)
             self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name})

@@ -81,10 +81,12 @@ def fit(
     eval_batches: Callable[[int], Iterator[np.ndarray]] | None = None,
     hooks: LoopHooks | None = None,
     start_step: int = 0,
+    elapsed: float = 0.0,
     description: str = "training",
 ) -> History:
     """Train from ``start_step`` to ``total_steps``; ``batches(step)`` gives each batch,
-    ``eval_batches(step)`` the validation batches of the evaluation after ``step``.
+    ``eval_batches(step)`` the validation batches of the evaluation after ``step``;
+    ``elapsed`` (seconds trained before ``start_step``) continues the records' ``time``.
 
     Raises:
         Diverged: a logged loss was NaN or infinite; no checkpoint is written after it.
@@ -92,6 +94,7 @@ def fit(
     """
     loop = _Loop(trainer, batches, cfg, total_steps, steps_per_epoch, eval_batches,
                  hooks or LoopHooks())
+    loop.t0 -= elapsed
     loop.hooks.reporter.start(total_steps, start_step, description)
     try:
         for step in range(start_step, total_steps):

@@ -107,9 +107,13 @@ def test_a_resumed_run_reports_its_whole_history(vae_run, tmp_path) -> None:
     import shutil
 
     run = shutil.copytree(vae_run, tmp_path / "run")
+    before = json.loads((run / "meta.json").read_text())["wall_time_s"]
     resumed = genzoo.resume(run, steps=30, allow_changes=True)
     steps = [r["step"] for r in resumed.history.train]
     assert steps[0] < 20 and steps[-1] == 30 and steps == sorted(set(steps))
+    times = [r["time"] for r in resumed.history.train]
+    assert times == sorted(times)  # the clock continues across the resume
+    assert json.loads((run / "meta.json").read_text())["wall_time_s"] > before
 
 
 def test_compare_and_evaluate_are_in_the_api(vae_run) -> None:
@@ -117,3 +121,42 @@ def test_compare_and_evaluate_are_in_the_api(vae_run) -> None:
     assert [Path(r["run"]) for r in result["runs"]] == [vae_run]
     assert set(result["runs"][0]["metrics"]) == {"test loss"}
     assert genzoo.evaluate is genzoo.api.evaluate and "data" in genzoo.evaluate.__doc__
+
+
+def test_a_keras_run_stays_on_its_keras_backend(tmp_path) -> None:
+    run = genzoo.train("vae", "keras", "tiny", steps=4, out=tmp_path / "k").path
+    assert genzoo.compare(run)["runs"][0]["backend"] == "keras on tensorflow"
+    meta = json.loads((run / "meta.json").read_text())
+    meta["frameworks"]["keras_backend"] = "torch"  # as if trained with KERAS_BACKEND=torch
+    (run / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="trained with Keras on torch, and Keras now runs on "
+                                          "tensorflow.*--allow-changes"):
+        genzoo.resume(run)
+    with pytest.warns(UserWarning, match="a seed draws other samples than it did there"):
+        genzoo.load(run)
+
+
+def test_a_ctrl_c_while_finishing_leaves_a_run_that_resume_finishes(tmp_path,
+                                                                     monkeypatch) -> None:
+    from genzoo.session import Session
+    from genzoo.training import Interrupted
+
+    def interrupted(self) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Session, "_write_samples", interrupted)
+        with pytest.raises(Interrupted, match="all 6 steps are trained and checkpointed. "
+                                              "Finish with: genzoo train vae --resume"):
+            genzoo.train("vae", preset="tiny", steps=6, out=tmp_path / "r")
+    meta = json.loads((tmp_path / "r" / "meta.json").read_text())
+    assert (meta["status"], meta["step"]) == ("interrupted", 6)
+    finished = genzoo.resume(tmp_path / "r")
+    assert (finished.path / "samples.png").is_file()
+    assert [r["step"] for r in finished.history.train][-1] == 6  # nothing trained again
+
+
+def test_weight_decay_needs_adamw() -> None:
+    with pytest.raises(ConfigError, match="weight_decay.*needs optimizer=adamw"):
+        genzoo.create("vae", preset="tiny", weight_decay=0.1)
+    genzoo.create("gan", "keras", "tiny", optimizer="adamw", weight_decay=0.1)

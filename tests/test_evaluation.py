@@ -58,12 +58,6 @@ def test_bits_per_char_is_nats_over_ln2() -> None:
     assert perplexity(math.log(65)) == pytest.approx(65.0)
 
 
-@pytest.fixture(scope="module")
-def tiny_vae(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vae")
-    return genzoo.train("vae", "torch", "tiny", steps=200, out=out / "run")
-
-
 @pytest.mark.parametrize("backend", ["torch", "keras"])
 def test_the_iwae_bound_tightens_with_k(backend, tmp_path) -> None:
     from genzoo.data import load_dataset

@@ -23,8 +23,10 @@ HOOKS = [name for name in dir(hookspecs) if name.startswith("register_")]
 
 def make_venv(path: Path) -> Path:
     """A fresh virtual environment that sees this environment's packages (torch, keras,
-    genzoo) through a .pth file, so nothing is downloaded."""
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    genzoo, and pip itself) through a .pth file, so nothing is downloaded. Without its own
+    pip (ensurepip costs seconds per venv), ``python -m pip`` runs this environment's pip,
+    which installs into the new venv's prefix."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     python = path / "bin" / "python"
     site = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"],
                           capture_output=True, text=True, check=True).stdout.strip()

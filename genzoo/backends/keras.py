@@ -243,7 +243,7 @@ def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
         kwargs["global_clipnorm"] = cfg.grad_clip
     if cfg.optimizer == "adamw":
         return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **kwargs)
-    return keras.optimizers.Adam(weight_decay=cfg.weight_decay or None, **kwargs)
+    return keras.optimizers.Adam(**kwargs)  # the config refuses weight decay with adam
 
 
 class KerasTrainer:
@@ -276,17 +276,17 @@ class KerasTrainer:
     def _compile(self, cfg: TrainConfig) -> None:
         """Compile the model with its optimizers (under the strategy's scope)."""
         configure = getattr(self.model, "configure_optimizers", None)
+        vectors = [v for v in self.model.trainable_variables if len(v.shape) < 2]
         if configure is not None:  # the model's compile builds each on its own variables
             self.optimizers = dict(configure(lambda: make_optimizer(cfg)))
-            self.model.compile(**self.optimizers, jit_compile=_jit(cfg))
         else:
-            opt = make_optimizer(cfg)
-            if cfg.weight_decay:  # decay matrices only, as the torch trainer does
-                opt.exclude_from_weight_decay(
-                    var_list=[v for v in self.model.trainable_variables if len(v.shape) < 2])
-            self.optimizers = {"optimizer": opt}
-            self.model.compile(optimizer=opt, jit_compile=_jit(cfg))
-            opt.build(self.model.trainable_variables)
+            self.optimizers = {"optimizer": make_optimizer(cfg)}
+        if cfg.weight_decay:  # decay matrices only, as the torch trainer does
+            for opt in self.optimizers.values():
+                opt.exclude_from_weight_decay(var_list=vectors)
+        self.model.compile(**self.optimizers, jit_compile=_jit(cfg))
+        if configure is None:
+            self.optimizers["optimizer"].build(self.model.trainable_variables)
 
     def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
         if self.replicas == 1:

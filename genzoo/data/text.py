@@ -170,8 +170,17 @@ class TextBatches:
             yield self(i)
 
 
+FULL_PASS_TOKENS = 16_384  # per batch of a full pass: no gradients, so memory is cheap
+
+
 def windows(ids: np.ndarray, block_size: int, batch_size: int) -> Iterator[np.ndarray]:
-    """Every non-overlapping window of the split, in order: a full evaluation pass."""
+    """Every non-overlapping window of the split, in order: a full evaluation pass.
+
+    Batches hold ``batch_size`` windows, or more, up to ``FULL_PASS_TOKENS`` tokens: a
+    pass of batch-12 calls spends most of its time in per-call overhead. The mean over
+    the pass does not depend on the batching (``evaluate`` weights by batch size).
+    """
+    batch_size = max(batch_size, FULL_PASS_TOKENS // block_size)
     n = (len(ids) - 1) // block_size
     rows = np.arange(n)[:, None] * block_size + np.arange(block_size + 1)
     for start in range(0, n, batch_size):
