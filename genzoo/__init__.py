@@ -12,7 +12,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from genzoo.hookspecs import hookimpl  # noqa: E402
-from genzoo.api import compare, create, evaluate, load, resume, train  # noqa: E402
+from genzoo.api import Run, compare, create, evaluate, load, resume, train  # noqa: E402
+from genzoo.errors import GenzooError  # noqa: E402
+from genzoo.protocols import Generator, History, TextGenerator  # noqa: E402
 
-__all__ = ["__version__", "compare", "create", "evaluate", "hookimpl", "load", "resume",
-           "train"]
+__all__ = ["Generator", "GenzooError", "History", "Run", "TextGenerator", "__version__",
+           "compare", "create", "evaluate", "hookimpl", "load", "resume", "train"]
