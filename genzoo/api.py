@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -48,6 +49,10 @@ def plan(name: str, backend: str | None = None, preset: str | None = None, *,
         backend = "torch" if "torch" in available else available[0]
     spec = registry.model(name, backend or "torch")
     model_cfg, train_cfg = resolve(spec.config, spec.preset(preset), overrides)
+    if train_cfg.weight_decay and train_cfg.optimizer != "adamw":
+        # torch's Adam would add an L2 term, Keras's decays decoupled: only AdamW is one thing
+        raise ConfigError("weight_decay needs optimizer=adamw (decoupled decay, the same in "
+                          "both backends)")
     if spec.backend == "keras" and train_cfg.precision != "fp32":
         raise ConfigError("precision=bf16 is supported by the torch backend; Keras models "
                           "train in fp32 here")
@@ -178,8 +183,8 @@ def train(name: str, backend: str | None = None, preset: str | None = None, *,
         distributed.barrier()
         return Session(p, run_dir, reporter or Reporter()).run()
     except BaseException:
-        if created and distributed.world().is_main:
-            run_dir.remove_if_empty()  # failed before writing anything: leave no trace
+        if distributed.world().is_main:  # failed before writing anything: leave no trace
+            run_dir.remove_if_empty(folder=created)
         raise
     finally:
         run_dir.lock.release()
@@ -346,8 +351,8 @@ def _checkpoint(run_dir: RunDir, which: str | int) -> Path:
         raise CheckpointError(f"{run_dir.path} has no checkpoint")
     if which == "latest":
         return latest_checkpoint(run_dir.checkpoints) or found[0]
-    name = checkpoint_name(which) if isinstance(which, int) and not isinstance(which, bool) \
-        else str(which)
+    name = checkpoint_name(int(which)) if isinstance(which, numbers.Integral) \
+        and not isinstance(which, bool) else str(which)
     for path in found:
         if path.name == name:
             return path

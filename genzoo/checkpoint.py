@@ -325,15 +325,19 @@ class RunDir:
             for path in self.path.glob(pattern):
                 path.unlink(missing_ok=True)
 
-    def remove_if_empty(self) -> None:
-        """Remove the run directory if nothing but its lock was written into it."""
-        self.lock.release()
+    def remove_if_empty(self, *, folder: bool = True) -> None:
+        """After a failed start: remove the lock file this process holds if nothing else
+        was written, then (``folder``: it was made for this run) the folder if empty."""
         try:
-            if [p.name for p in self.path.iterdir()] == [LOCK_NAME]:
-                (self.path / LOCK_NAME).unlink()
-            self.path.rmdir()
+            if self.lock.held and [p.name for p in self.path.iterdir()] == [LOCK_NAME]:
+                (self.path / LOCK_NAME).unlink()  # while still held: nobody takes it meanwhile
+            self.lock.release()
+            if folder:
+                self.path.rmdir()
         except OSError:  # not empty, or already gone
             pass
+        finally:
+            self.lock.release()
 
     REQUIRED = ("model", "backend", "preset", "dataset", "model_config", "train_config",
                 "data_info")
@@ -373,10 +377,11 @@ class RunDir:
         return events
 
     def truncate_log(self, step: int) -> None:
-        """Drop events after ``step`` (a resumed run logs those steps again)."""
+        """Drop events after ``step`` (a resumed run logs those steps again), and any test
+        pass (a run that finishes logs its own)."""
         path = self.path / self.METRICS
         if not path.is_file():
             return
         kept = [json.dumps(e, sort_keys=True) + "\n" for e in self.events()
-                if e.get("step", 0) <= step]
+                if e.get("step", 0) <= step and e.get("event") != "test"]
         atomic_write_bytes(path, "".join(kept).encode())

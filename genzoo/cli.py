@@ -341,8 +341,9 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
 
     if interpolate:
         steps = n or 10
-        out = out or Path(run) / f"interpolate-{seed}-{seed + 1}.png"
-        save_grid(out, generator.interpolate(seed, seed + 1, steps), ncol=steps)
+        other = (seed + 1) % (MAX_SEED + 1)
+        out = out or Path(run) / f"interpolate-{seed}-{other}.png"
+        save_grid(out, generator.interpolate(seed, other, steps), ncol=steps)
     else:
         out = out or Path(run) / f"sample-seed{seed}.png"
         save_grid(out, generator.sample(n or 64, seed=seed))

@@ -123,7 +123,9 @@ def compare(paths: Path | str | Iterable[Path | str],
     contains this string, or one of these strings.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else paths
-    metrics = [metrics] if isinstance(metrics, str) else metrics
+    metrics = [metrics] if isinstance(metrics, str) else metrics or ()
+    if paths is None or not all(isinstance(p, (str, Path)) for p in paths):
+        raise ConfigError(f"compare needs run paths, not {paths!r}")
     runs = []
     for path in find_runs(paths):
         try:

@@ -81,36 +81,38 @@ class TrainConfig:
                      "eval_batches", "checkpoint_every", "seed"):
             require(getattr(self, name) >= 0, name, "must not be negative")
         require(self.seed <= MAX_SEED, "seed", f"must be at most {MAX_SEED}")
-        # torch's Adam would add an L2 term, Keras's decays decoupled: only AdamW is one thing
-        require(self.weight_decay == 0 or self.optimizer == "adamw", "weight_decay",
-                "needs optimizer=adamw (decoupled decay, the same in both backends)")
         require(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
         check_device(self.device)
 
 
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-MAX_SEED = 2**32 - 1  # what every framework's seeding accepts (NumPy's legacy seed, Keras)
+MAX_SEED = 2**31 - 1  # what every framework's seeding accepts (Keras on torch: int32)
 
 
-def check_seed(seed: Any, name: str = "seed") -> None:
-    """Refuse a seed that is not a whole number in [0, 2**32 - 1] (``None`` passes).
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """A seed as a Python int, refused unless it is a whole number in [0, 2**31 - 1]
+    (``None`` passes).
 
     Examples:
-        >>> check_seed(7)
+        >>> import numpy as np
+        >>> check_seed(np.int64(7))
+        7
         >>> check_seed(-1)
         Traceback (most recent call last):
         ...
-        genzoo.errors.ConfigError: seed must be a whole number from 0 to 4294967295, not -1
+        genzoo.errors.ConfigError: seed must be a whole number from 0 to 2147483647, not -1
     """
     if seed is None:
-        return
+        return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) \
             or not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"{name} must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
+    return int(seed)
 
 
-def check_count(n: Any, name: str = "n", minimum: int = 1) -> None:
-    """Refuse a count that is not a whole number of at least ``minimum``.
+def check_count(n: Any, name: str = "n", minimum: int = 1, maximum: int | None = None) -> int:
+    """A count as a Python int, refused unless it is a whole number of at least
+    ``minimum`` (and at most ``maximum``).
 
     Examples:
         >>> check_count(2.5)
@@ -118,8 +120,11 @@ def check_count(n: Any, name: str = "n", minimum: int = 1) -> None:
         ...
         genzoo.errors.ConfigError: n must be a whole number of at least 1, not 2.5
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < minimum:
-        raise ConfigError(f"{name} must be a whole number of at least {minimum}, not {n!r}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < minimum \
+            or (maximum is not None and n > maximum):
+        span = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+        raise ConfigError(f"{name} must be a whole number {span}, not {n!r}")
+    return int(n)
 
 
 def check_device(device: str) -> None:

@@ -34,8 +34,11 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     instead (``eval_path()``), so they never replace those of the run's own test split.
     """
     import genzoo
+    from genzoo.config import check_count
     from genzoo.data import load_dataset
 
+    k = check_count(k, "k", 1, 5000)
+    samples = check_count(samples, "samples", 100)  # fewer make IS and FD meaningless
     reporter = reporter or Reporter()
     run_dir = RunDir(run)
     saved = run_dir.read_config()

@@ -8,12 +8,14 @@ included), so the lock also tells a run that is being trained from one whose pro
 died before it could record why: ``meta.json`` still says "running", nobody holds the
 lock, and ``RunDir.status()`` reports "killed".
 
-Where ``fcntl`` is missing (Windows) nothing is locked and nothing is inferred.
+Where ``fcntl`` is missing (Windows), or the file system does not support ``flock``
+(some network file systems), nothing is locked and nothing is inferred.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -44,17 +46,30 @@ class RunLock:
         except OSError as exc:
             raise CheckpointError(f"cannot write to {self.directory}: "
                                   f"{exc.strerror or exc}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            os.close(fd)
-            pid = f" (pid {holder})" if holder.isdigit() else ""
-            raise CheckpointError(f"{self.directory} is being trained by another "
-                                  f"process{pid}; wait for it to end, or stop it first") from None
+        for attempt in range(5):  # is_locked() holds a shared lock for an instant
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt < 4:
+                    time.sleep(0.05)
+                    continue
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                os.close(fd)
+                pid = f" (pid {holder})" if holder.isdigit() else ""
+                raise CheckpointError(f"{self.directory} is being trained by another process"
+                                      f"{pid}; wait for it to end, or stop it first") from None
+            except OSError:  # no flock on this file system: train unlocked
+                os.close(fd)
+                return
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._fd is not None
 
     def release(self) -> None:
         if self._fd is not None:
@@ -85,8 +100,10 @@ def is_locked(directory: Path | str) -> bool | None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         return True
+    except OSError:  # no flock on this file system
+        return None
     finally:
         os.close(fd)  # also drops the shared lock, if it was granted
     return False

@@ -48,8 +48,8 @@ def test_epochs_replace_the_presets_steps_as_on_the_command_line(tmp_path) -> No
 @pytest.mark.parametrize(("call", "message"), [
     (lambda m: m.sample(0), "n must be a whole number of at least 1, not 0"),
     (lambda m: m.sample(2.5), "n must be a whole number of at least 1, not 2.5"),
-    (lambda m: m.sample(2, seed=-1), "seed must be a whole number from 0 to 4294967295"),
-    (lambda m: m.sample(2, seed=2**64), "seed must be a whole number"),
+    (lambda m: m.sample(2, seed=-1), "seed must be a whole number from 0 to 2147483647"),
+    (lambda m: m.sample(2, seed=2**31), "seed must be a whole number"),
     (lambda m: m.sample(2, seed=1.5), "seed must be a whole number"),
     (lambda m: m.interpolate(0, 1, 1), "steps must be a whole number of at least 2"),
 ])
@@ -57,6 +57,13 @@ def test_bad_sampling_arguments_are_genzoo_errors(call, message) -> None:
     for backend in ("torch", "keras"):
         with pytest.raises(ConfigError, match=message):
             call(genzoo.create("vae", backend, preset="tiny"))
+
+
+def test_numpy_integers_are_whole_numbers() -> None:
+    for backend in ("torch", "keras"):
+        model = genzoo.create("vae", backend, preset="tiny")
+        assert np.array_equal(model.sample(np.int64(2), seed=np.int64(7)), model.sample(2, seed=7))
+        assert model.interpolate(np.int64(0), np.int32(1), np.int64(3)).shape[0] == 3
 
 
 def test_bad_text_arguments_are_refused_at_the_call(gpt) -> None:
@@ -70,8 +77,8 @@ def test_bad_text_arguments_are_refused_at_the_call(gpt) -> None:
         gpt.interpolate(0, 1, 4)
     with pytest.raises(LookupFailed, match="a model name is a string"):
         genzoo.create(None)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="'seed': must be at most 4294967295"):
-        genzoo.create("vae", preset="tiny", seed=2**32)
+    with pytest.raises(ConfigError, match="'seed': must be at most 2147483647"):
+        genzoo.create("vae", preset="tiny", seed=2**31)
     assert gpt.generate("a", max_new_tokens=0) == ""
 
 
@@ -86,7 +93,7 @@ def test_load_names_the_checkpoint_it_reads(vae_run) -> None:
     from genzoo.checkpoint import load_tensors
 
     first = load_tensors(vae_run / "checkpoints" / "step-00000010" / "model.safetensors")
-    for which in (10, "step-00000010"):
+    for which in (10, np.int64(10), "step-00000010"):
         state = genzoo.load(vae_run, checkpoint=which).state()
         assert all(np.array_equal(state[k], first[k]) for k in first)
     latest = genzoo.load(vae_run, checkpoint="latest").state()
@@ -121,6 +128,12 @@ def test_compare_and_evaluate_are_in_the_api(vae_run) -> None:
     assert [Path(r["run"]) for r in result["runs"]] == [vae_run]
     assert set(result["runs"][0]["metrics"]) == {"test loss"}
     assert genzoo.evaluate is genzoo.api.evaluate and "data" in genzoo.evaluate.__doc__
+    with pytest.raises(ConfigError, match="k must be a whole number from 1 to 5000, not 0"):
+        genzoo.evaluate(vae_run, k=0)
+    with pytest.raises(ConfigError, match="samples must be a whole number of at least 100"):
+        genzoo.evaluate(vae_run, samples=5)
+    with pytest.raises(ConfigError, match="compare needs run paths"):
+        genzoo.compare(None)  # type: ignore[arg-type]
 
 
 def test_a_keras_run_stays_on_its_keras_backend(tmp_path) -> None:
@@ -154,6 +167,8 @@ def test_a_ctrl_c_while_finishing_leaves_a_run_that_resume_finishes(tmp_path,
     finished = genzoo.resume(tmp_path / "r")
     assert (finished.path / "samples.png").is_file()
     assert [r["step"] for r in finished.history.train][-1] == 6  # nothing trained again
+    events = [json.loads(line) for line in (finished.path / "metrics.jsonl").open()]
+    assert [e["event"] for e in events].count("test") == 1  # the interrupted pass's is gone
 
 
 def test_weight_decay_needs_adamw() -> None:

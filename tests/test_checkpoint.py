@@ -101,3 +101,31 @@ def test_run_dir_must_be_writable(tmp_path) -> None:
     blocker.write_text("x")
     with pytest.raises(CheckpointError, match="cannot write to"):
         RunDir(blocker / "run").prepare()
+
+
+def test_a_failed_start_never_removes_a_lock_it_does_not_hold(tmp_path) -> None:
+    winner, loser = RunDir(tmp_path / "run"), RunDir(tmp_path / "run")
+    winner.prepare()  # another process made the folder and trains into it
+    with pytest.raises(CheckpointError, match="being trained by another process"):
+        loser.prepare()
+    loser.remove_if_empty()  # the loser's clean-up after its failed start
+    assert (tmp_path / "run" / ".lock").is_file() and winner.lock.held
+    winner.remove_if_empty(folder=False)  # the winner fails before writing: no stray lock
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_without_flock_runs_train_unlocked(tmp_path, monkeypatch) -> None:
+    import errno
+
+    import genzoo.runlock as runlock
+
+    def unsupported(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(runlock.fcntl, "flock", unsupported)
+    first, second = RunDir(tmp_path / "a"), RunDir(tmp_path / "a")
+    first.prepare()
+    second.prepare(overwrite=True)  # nothing can be locked: neither is refused
+    assert runlock.is_locked(tmp_path / "a") is None
+    second.write_json(RunDir.META, {"status": "running"})
+    assert second.status() == "running"  # not inferred "killed"

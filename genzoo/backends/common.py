@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from genzoo.config import check_count, check_seed
+from genzoo.config import MAX_SEED, check_count, check_seed
 from genzoo.errors import CheckpointError, ConfigError
 
 
@@ -34,19 +34,22 @@ def check_state_matches(
             )
 
 
-def check_sample(n: Any, seed: Any) -> None:
-    """The arguments of ``sample(n, seed=...)``, checked before any framework sees them."""
-    check_count(n)
-    check_seed(seed)
+def check_sample(n: Any, seed: Any) -> tuple[int, int | None]:
+    """The arguments of ``sample(n, seed=...)`` as Python ints, checked before any
+    framework sees them."""
+    return check_count(n), check_seed(seed)
 
 
-def check_interpolate(network: Any, name: str, seed_a: Any, seed_b: Any, steps: Any) -> None:
-    """``interpolate`` needs a model with a latent space (``noise`` and ``render``)."""
+def check_interpolate(network: Any, name: str, seed_a: Any, seed_b: Any,
+                      steps: Any) -> tuple[int, int, int]:
+    """``interpolate``'s arguments as Python ints; it needs a model with a latent space
+    (``noise`` and ``render``)."""
     if not (hasattr(network, "noise") and hasattr(network, "render")):
         raise ConfigError(f"{name} has no latent space to interpolate in")
-    check_seed(seed_a, "seed_a")
-    check_seed(seed_b, "seed_b")
-    check_count(steps, "steps", 2)
+    a, b = check_seed(seed_a, "seed_a"), check_seed(seed_b, "seed_b")
+    if a is None or b is None:
+        raise ConfigError("interpolate needs two seeds")
+    return a, b, check_count(steps, "steps", 2)
 
 
 def describe(generator: Any) -> str:
@@ -57,8 +60,8 @@ def describe(generator: Any) -> str:
 
 
 def random_seed() -> int:
-    """A fresh seed for sampling when the caller gave none."""
-    return int(np.random.SeedSequence().generate_state(1)[0])
+    """A fresh seed for sampling when the caller gave none (at most ``MAX_SEED``)."""
+    return int(np.random.SeedSequence().generate_state(1)[0]) % (MAX_SEED + 1)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:

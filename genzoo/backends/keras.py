@@ -157,15 +157,16 @@ class KerasGenerator:
     __repr__ = describe
 
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
-        check_sample(n, seed)
-        seeds = keras.random.SeedGenerator(random_seed() % 2**31 if seed is None else seed)
+        n, seed = check_sample(n, seed)
+        seeds = keras.random.SeedGenerator(random_seed() if seed is None else seed)
         with _no_grad():
             out = self.model.sample(n, seeds)
             return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
         """Images along the arc between the latents of two seeds (their first samples)."""
-        check_interpolate(self.model, self.spec.name, seed_a, seed_b, steps)
+        seed_a, seed_b, steps = check_interpolate(self.model, self.spec.name, seed_a, seed_b,
+                                                  steps)
         with _no_grad():
             ends = [keras.ops.convert_to_numpy(self.model.noise(1, keras.random.SeedGenerator(s)))
                     for s in (seed_a, seed_b)]

@@ -56,10 +56,9 @@ class TextSampling:
                 or not 0 <= temperature < math.inf:
             raise ConfigError(f"temperature must be a finite number of at least 0, "
                               f"not {temperature!r}")
-        if top_k is not None:
-            check_count(top_k, "top_k")
-        check_count(max_new_tokens, "max_new_tokens", 0)
-        check_seed(seed)
+        top_k = None if top_k is None else check_count(top_k, "top_k")
+        max_new_tokens = check_count(max_new_tokens, "max_new_tokens", 0)
+        seed = check_seed(seed)
         if not isinstance(prompt, str):
             raise ConfigError(f"the prompt must be a string, not {type(prompt).__name__}")
         tokenizer = self.tokenizer
@@ -90,8 +89,7 @@ class TextSampling:
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
         """``n`` sequences of ``block_size`` token ids (int64), each from a newline, drawn
         from the model's own distribution (temperature 1, no top-k)."""
-        check_count(n)
-        check_seed(seed)
+        n, seed = check_count(n), check_seed(seed)
         base = random_seed() if seed is None else seed
         start = self.info.vocab[self.start_token()]
         rows = [self.tokenizer.encode(self.generate(

@@ -81,7 +81,7 @@ class TorchGenerator:
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
-        check_sample(n, seed)
+        n, seed = check_sample(n, seed)
         generator = torch.Generator(device=self.device)
         generator.manual_seed(random_seed() if seed is None else seed)
         was_training = self.module.training
@@ -95,7 +95,8 @@ class TorchGenerator:
     @torch.no_grad()
     def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
         """Images along the arc between the latents of two seeds (their first samples)."""
-        check_interpolate(self.module, self.spec.name, seed_a, seed_b, steps)
+        seed_a, seed_b, steps = check_interpolate(self.module, self.spec.name, seed_a, seed_b,
+                                                  steps)
         ends = []
         for seed in (seed_a, seed_b):
             generator = torch.Generator(device=self.device).manual_seed(seed)
