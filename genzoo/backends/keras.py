@@ -20,9 +20,13 @@ its state is saved in checkpoints, which makes resumed runs exact.
 from __future__ import annotations
 
 import os
+import sys
 
 # Before Keras imports TensorFlow: keep its C++ banner quiet, and use its plain CPU
 # kernels, whose results do not depend on thread scheduling (exact resume needs that).
+# Too late if TensorFlow is already loaded (a notebook that imported it first): say so.
+ONEDNN_ALREADY_ON = ("tensorflow" in sys.modules
+                     and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
@@ -475,4 +479,11 @@ def _combine_across_replicas(optimizer: keras.optimizers.Optimizer, replicas: in
 
 
 def make_trainer(generator: KerasGenerator, cfg: TrainConfig) -> KerasTrainer:
+    if ONEDNN_ALREADY_ON and keras.backend.backend() == "tensorflow":
+        import warnings
+
+        warnings.warn("TensorFlow was imported before genzoo with its oneDNN kernels on, "
+                      "whose results depend on thread scheduling: this run may not resume "
+                      "bit for bit. Import genzoo first, or set TF_ENABLE_ONEDNN_OPTS=0",
+                      stacklevel=2)
     return KerasTrainer(generator, cfg)
