@@ -49,13 +49,12 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     metrics: dict[str, float] = {}
     protocol: dict[str, Any] = {"dataset": dataset.name, "split": "test"}
     if spec.evaluator:
-        reporter.message(f"{spec.name}: family metrics")
         evaluate_family = import_object(spec.evaluator, f"evaluator of model '{spec.name}'")
-        family, family_protocol = evaluate_family(generator, dataset, k=k)
+        with reporter.task(f"{spec.name}: family metrics"):
+            family, family_protocol = evaluate_family(generator, dataset, k=k)
         metrics.update(family)
         protocol.update(family_protocol)
     if spec.kind == "image":
-        reporter.message(f"{spec.name}: sample quality from {samples} images")
         quality, quality_protocol = image_quality(generator, dataset, samples, reporter)
         metrics.update(quality)
         protocol.update(quality_protocol)
@@ -101,7 +100,9 @@ def image_quality(generator: Any, data: Any, samples: int,
 
     clf = load_or_train(data, reporter)
     n = min(samples, len(data.test))
-    fake_f, fake_p = clf.features(generator.sample(samples, seed=EVAL_SEED))
+    with reporter.task(f"{generator.spec.name}: generating {samples} images"):
+        fake = generator.sample(samples, seed=EVAL_SEED)
+    fake_f, fake_p = clf.features(fake)
     real_f, _ = clf.features(data.test[:n])
     is_mean, is_std = inception_score(fake_p)
     precision, recall = precision_recall(real_f, fake_f)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TextIO
 
 
@@ -23,6 +25,12 @@ class Reporter:
     def metrics(self, step: int, metrics: Mapping[str, float]) -> None: ...
 
     def message(self, text: str) -> None: ...
+
+    @contextmanager
+    def task(self, text: str) -> Iterator[None]:
+        """A long step with no steps to count (generating 10,000 samples): announced,
+        then timed."""
+        yield
 
     def close(self) -> None: ...
 
@@ -47,6 +55,28 @@ class PlainReporter(Reporter):
 
     def message(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
+
+    heartbeat = 15.0  # seconds between "still working" lines of a long task
+
+    @contextmanager
+    def task(self, text: str) -> Iterator[None]:
+        """Say what starts, then every ``heartbeat`` seconds that it is still going, then
+        how long it took: a long silent wait looks like a hang."""
+        self.message(f"{text} ...")
+        t0, done = time.perf_counter(), threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.heartbeat):
+                self.message(f"{text}: {time.perf_counter() - t0:.0f} s so far")
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+        self.message(f"{text}: done in {time.perf_counter() - t0:.1f} s")
 
 
 class RichReporter(Reporter):

@@ -120,3 +120,22 @@ def test_genzoo_eval_for_a_text_model(tmp_path) -> None:
     refused = run_genzoo("eval", str(run), "--data", str(tmp_path / "snow.txt"))
     assert refused.returncode == 2 and "characters not in the model's vocabulary: '\u2603'" \
         in refused.stderr
+
+
+def test_a_long_step_reports_that_it_is_still_going() -> None:
+    import io
+    import time
+
+    from genzoo.progress import PlainReporter, Reporter
+
+    out = io.StringIO()
+    reporter = PlainReporter(out)
+    reporter.heartbeat = 0.02
+    with reporter.task("pixelcnn: generating 10000 images"):
+        time.sleep(0.15)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "pixelcnn: generating 10000 images ..."
+    assert len([line for line in lines if line.endswith("s so far")]) >= 2
+    assert lines[-1].startswith("pixelcnn: generating 10000 images: done in 0.")
+    with Reporter().task("silent"):  # the API's default reporter says nothing
+        pass
