@@ -331,7 +331,7 @@ class RunDir:
         try:
             if self.lock.held and [p.name for p in self.path.iterdir()] == [LOCK_NAME]:
                 (self.path / LOCK_NAME).unlink()  # while still held: nobody takes it meanwhile
-            self.lock.release()
+            self.lock.release()  # before rmdir, for file systems that refuse open files
             if folder:
                 self.path.rmdir()
         except OSError:  # not empty, or already gone

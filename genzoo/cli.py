@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from genzoo import __version__
-from genzoo.config import MAX_SEED
+from genzoo.config import MAX_SEED, next_seed
 from genzoo.errors import GenzooError, one_line
 from genzoo.sampling import TEMPERATURE, TOP_K
 
@@ -341,7 +341,7 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
 
     if interpolate:
         steps = n or 10
-        other = (seed + 1) % (MAX_SEED + 1)
+        other = next_seed(seed)
         out = out or Path(run) / f"interpolate-{seed}-{other}.png"
         save_grid(out, generator.interpolate(seed, other, steps), ncol=steps)
     else:
@@ -374,7 +374,7 @@ def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: st
         pieces = []
         for ch in generator.stream(start, max_new_tokens=max_new_tokens,
                                    temperature=temperature, top_k=top_k,
-                                   seed=(seed + i) % (MAX_SEED + 1)):
+                                   seed=next_seed(seed, i)):
             click.echo(ch, nl=False)
             pieces.append(ch)
         texts.append(start + "".join(pieces))

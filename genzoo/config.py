@@ -48,7 +48,7 @@ class TrainConfig:
     optimizer: Literal["adam", "adamw"] = "adam"  # adamw: weight decay, decoupled
     beta1: float = 0.9  # Adam's first-moment decay
     beta2: float = 0.999  # Adam's second-moment decay
-    weight_decay: float = 0.0  # decoupled (AdamW) weight decay, on matrices only
+    weight_decay: float = 0.0  # decoupled weight decay on matrices; needs optimizer=adamw
     grad_clip: float = 0.0  # clip the global gradient norm to this value; 0 disables
     lr_schedule: Literal["constant", "cosine"] = "constant"  # after the warm-up
     warmup_steps: int = 0  # linear warm-up before the schedule
@@ -59,7 +59,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints; 0 disables them
     keep_checkpoints: int = 3  # how many periodic checkpoints to keep
     keep_best: bool = False  # save the weights of the best validation loss, not the last
-    seed: int = 0  # seeds weights, data order and sampling
+    seed: int = 0  # seeds weights, data order and sampling; 0 to 2**31 - 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (torch models only)
     compile: bool = False  # torch.compile the model's loss (torch); XLA (Keras on TensorFlow)
@@ -108,6 +108,17 @@ def check_seed(seed: Any, name: str = "seed") -> int | None:
             or not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"{name} must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
     return int(seed)
+
+
+def next_seed(seed: int, i: int = 1) -> int:
+    """The ``i``-th seed after ``seed`` (the seeds of a run of samples), wrapping past
+    ``MAX_SEED``.
+
+    Examples:
+        >>> next_seed(4), next_seed(MAX_SEED)
+        (5, 0)
+    """
+    return (seed + i) % (MAX_SEED + 1)
 
 
 def check_count(n: Any, name: str = "n", minimum: int = 1, maximum: int | None = None) -> int:

@@ -248,7 +248,7 @@ def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
         kwargs["global_clipnorm"] = cfg.grad_clip
     if cfg.optimizer == "adamw":
         return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **kwargs)
-    return keras.optimizers.Adam(**kwargs)  # the config refuses weight decay with adam
+    return keras.optimizers.Adam(**kwargs)  # planning refuses weight decay with adam
 
 
 class KerasTrainer:
@@ -281,12 +281,12 @@ class KerasTrainer:
     def _compile(self, cfg: TrainConfig) -> None:
         """Compile the model with its optimizers (under the strategy's scope)."""
         configure = getattr(self.model, "configure_optimizers", None)
-        vectors = [v for v in self.model.trainable_variables if len(v.shape) < 2]
         if configure is not None:  # the model's compile builds each on its own variables
             self.optimizers = dict(configure(lambda: make_optimizer(cfg)))
         else:
             self.optimizers = {"optimizer": make_optimizer(cfg)}
         if cfg.weight_decay:  # decay matrices only, as the torch trainer does
+            vectors = [v for v in self.model.trainable_variables if len(v.shape) < 2]
             for opt in self.optimizers.values():
                 opt.exclude_from_weight_decay(var_list=vectors)
         self.model.compile(**self.optimizers, jit_compile=_jit(cfg))

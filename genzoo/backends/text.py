@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from genzoo.backends.common import random_seed
-from genzoo.config import MAX_SEED, check_count, check_seed
+from genzoo.config import check_count, check_seed, next_seed
 from genzoo.data.text import CharTokenizer
 from genzoo.errors import ConfigError
 from genzoo.sampling import TEMPERATURE, TOP_K, stream_tokens
@@ -94,7 +94,7 @@ class TextSampling:
         start = self.info.vocab[self.start_token()]
         rows = [self.tokenizer.encode(self.generate(
             start, max_new_tokens=self.config.block_size, temperature=1.0, top_k=None,
-            seed=(base + i) % (MAX_SEED + 1))) for i in range(n)]
+            seed=next_seed(base, i))) for i in range(n)]
         return np.stack(rows).astype(np.int64)
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
