@@ -157,10 +157,13 @@ def _d_only_accuracy(backend: str, steps: int) -> float:
 @pytest.mark.parametrize("backend", ["torch", "keras"])
 def test_a_short_mnist_run_keeps_the_discriminator_from_winning(backend, tmp_path,
                                                                 shared_data) -> None:
-    """Against a frozen G, D's accuracy on fakes goes to 100%; a learning G holds it lower."""
-    steps = 300
-    control = _d_only_accuracy(backend, steps)
-    run = genzoo.train("gan", backend, "mlp", data="mnist", steps=steps, log_every=20,
+    """Against a frozen G, D's accuracy on fakes goes to 100%; a learning G holds it lower.
+
+    The control needs far fewer steps than the run: D alone rejects every fake within
+    about 40 (so 100 are ample), while the run's G keeps it below 95% over 300.
+    """
+    control = _d_only_accuracy(backend, 100)
+    run = genzoo.train("gan", backend, "mlp", data="mnist", steps=300, log_every=20,
                        out=tmp_path / "run")
     accuracy = [r["d_acc_fake"] for r in run.history.train]
     late = float(np.mean(accuracy[len(accuracy) // 2:]))
