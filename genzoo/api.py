@@ -48,6 +48,7 @@ def plan(name: str, backend: str | None = None, preset: str | None = None, *,
         available = registry.backends_of(name)
         backend = "torch" if "torch" in available else available[0]
     spec = registry.model(name, backend or "torch")
+    model_cfg: Any
     model_cfg, train_cfg = resolve(spec.config, spec.preset(preset), overrides)
     if train_cfg.weight_decay and train_cfg.optimizer != "adamw":
         # torch's Adam would add an L2 term, Keras's decays decoupled: only AdamW is one thing
@@ -105,8 +106,9 @@ def create(name: str, backend: str | None = None, preset: str | None = None, *,
 
 def _data_info(p: Plan) -> DataInfo:
     registry = get_registry()
-    if p.data in registry.datasets and registry.datasets[p.data].shape is not None:
-        return DataInfo("image", registry.datasets[p.data].shape)
+    shape = registry.datasets[p.data].shape if p.data in registry.datasets else None
+    if shape is not None:
+        return DataInfo("image", shape)
     from genzoo.data import load_dataset
 
     return load_dataset(p.data, p.spec.kind).info
@@ -313,7 +315,7 @@ def load(run: str | Path, *, device: str = "auto",
     run_dir = RunDir(run)
     saved = run_dir.read_config()
     spec = get_registry().model(saved["model"], saved["backend"])
-    model_cfg = from_dict(spec.config, saved["model_config"])
+    model_cfg: Any = from_dict(spec.config, saved["model_config"])
     train_cfg = from_dict(TrainConfig, {**saved["train_config"], "device": device})
     if checkpoint is None and not (run_dir.path / WEIGHTS).is_file():
         status = run_dir.status()

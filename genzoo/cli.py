@@ -127,7 +127,11 @@ def datasets(as_json: bool) -> None:
         if spec.kind == "text" and vocab is None and spec.offline:
             from genzoo.data import load_dataset
 
-            vocab = len(load_dataset(spec.name).tokenizer)
+            from genzoo.data.text import TextData
+
+            text = load_dataset(spec.name)
+            assert isinstance(text, TextData)
+            vocab = len(text.tokenizer)
         rows.append({"name": spec.name, "kind": spec.kind,
                      "shape": list(spec.shape) if spec.shape else None, "vocab_size": vocab,
                      "source": spec.source, "status": available, "license": spec.license,
@@ -194,7 +198,7 @@ def plugins(as_json: bool, verbose: bool) -> None:
 def train(model: str, backend: str | None, preset: str | None, data: str | None, epochs: int | None,
           steps: int | None, batch_size: int | None, lr: float | None, seed: int | None,
           device: str | None, compile_: bool | None, precision: str | None,
-          checkpoint_every: int | None, out: str | Path | None,
+          checkpoint_every: int | None, out: str | None,
           assignments: tuple[str, ...], resume: Path | None, overwrite: bool,
           allow_changes: bool, nproc: int | None) -> None:
     """Train MODEL and write a run directory.
@@ -223,7 +227,7 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
                               + (f" ({backend})" if backend else ""))
     if out is not None and not out.strip():
         raise GenzooError("--out is empty; give a folder for the run")
-    out = Path(out) if out is not None else None
+    out_path = Path(out) if out is not None else None
     overrides: dict[str, Any] = parse_assignments(assignments)
     flags = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr,
              "seed": seed, "device": device, "checkpoint_every": checkpoint_every,
@@ -240,12 +244,12 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
         if planned.spec.backend == "keras" and keras_backend_name() != "torch":
             raise GenzooError(KERAS_MULTIPROCESS)
         return _launch_torchrun(nproc, None if resume is not None else
-                                out or api.default_out(model, planned.spec.backend))
+                                out_path or api.default_out(model, planned.spec.backend))
     reporter = make_reporter()
     if resume is not None:
         run = api.resume(resume, reporter=reporter, allow_changes=allow_changes, **overrides)
     else:
-        run = api.train(model, backend, preset, data=data, out=out, overwrite=overwrite,
+        run = api.train(model, backend, preset, data=data, out=out_path, overwrite=overwrite,
                         reporter=reporter, **overrides)
     from genzoo import distributed
 
@@ -333,7 +337,7 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
         _check_output_file(out, ".png" if kind != "text" else None)
     import genzoo
 
-    generator = genzoo.load(run, device=device)
+    generator: Any = genzoo.load(run, device=device)  # image generators can interpolate
     if kind == "text":
         return _sample_text(generator, n or 1, seed, out, prompt, max_new_tokens, temperature,
                             top_k)

@@ -105,7 +105,7 @@ def check_seed(seed: Any, name: str = "seed") -> int | None:
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) \
-            or not 0 <= seed <= MAX_SEED:
+            or not 0 <= int(seed) <= MAX_SEED:
         raise ConfigError(f"{name} must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
     return int(seed)
 
@@ -131,8 +131,8 @@ def check_count(n: Any, name: str = "n", minimum: int = 1, maximum: int | None =
         ...
         genzoo.errors.ConfigError: n must be a whole number of at least 1, not 2.5
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < minimum \
-            or (maximum is not None and n > maximum):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or int(n) < minimum \
+            or (maximum is not None and int(n) > maximum):
         span = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
         raise ConfigError(f"{name} must be a whole number {span}, not {n!r}")
     return int(n)

@@ -6,8 +6,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from typing import TextIO
+from contextlib import contextmanager, nullcontext
+from typing import Any, TextIO
 
 
 def format_metrics(metrics: Mapping[str, float], keys: int = 5) -> str:
@@ -82,34 +82,55 @@ class PlainReporter(Reporter):
 class RichReporter(Reporter):
     """A live progress bar with the latest loss."""
 
-    def start(self, total: int, initial: int, description: str) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
         from rich.console import Console
+
+        self.console = Console(file=stream) if stream is not None else Console(stderr=True)
+        self.progress: Any = None  # a rich Progress, from start() to close()
+        self.bar: Any = None  # its task: the training steps
+
+    def start(self, total: int, initial: int, description: str) -> None:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
+            console=self.console, transient=False,
         )
         self.progress.start()
-        self.task = self.progress.add_task(description, total=total, completed=initial,
-                                           metrics="")
+        self.bar = self.progress.add_task(description, total=total, completed=initial,
+                                          metrics="")
 
     def advance(self, step: int) -> None:
-        self.progress.update(self.task, completed=step)
+        if self.progress is not None:
+            self.progress.update(self.bar, completed=step)
 
     def metrics(self, step: int, metrics: Mapping[str, float]) -> None:
-        self.progress.update(self.task, completed=step, metrics=format_metrics(metrics, 3))
+        if self.progress is not None:
+            self.progress.update(self.bar, completed=step, metrics=format_metrics(metrics, 3))
 
     def message(self, text: str) -> None:
-        self.progress.console.print(text)
+        self.console.print(text, markup=False, highlight=False)
+
+    @contextmanager
+    def task(self, text: str) -> Iterator[None]:
+        """A spinner while a long step runs (a line while the bar shows), then how long it
+        took."""
+        t0 = time.perf_counter()
+        if self.progress is not None:  # rich shows one live display at a time
+            self.message(f"{text} ...")
+        with nullcontext() if self.progress is not None else self.console.status(text):
+            yield
+        self.message(f"{text}: done in {time.perf_counter() - t0:.1f} s")
 
     def close(self) -> None:
-        self.progress.stop()
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
 
 
 def make_reporter(stream: TextIO | None = None) -> Reporter:
     """A bar when ``stream`` (default stderr) is a terminal, plain lines otherwise."""
     stream = stream or sys.stderr
-    return RichReporter() if stream.isatty() else PlainReporter(stream)
+    return RichReporter(stream) if stream.isatty() else PlainReporter(stream)

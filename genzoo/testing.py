@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -137,6 +137,9 @@ def check_samples(ctx: Context) -> None:
     """
     gen = ctx.run.generator
     x = gen.sample(5, seed=3)
+    dtype: type[np.generic]
+    low: float
+    high: float
     if gen.info.kind == "text":
         expected, dtype, low, high = (5, gen.config.block_size), np.int64, 0, gen.info.vocab_size - 1
     else:
@@ -245,7 +248,7 @@ def check_bad_config_is_refused(ctx: Context) -> None:
     defaults = ctx.spec.config()
     if not dataclasses.is_dataclass(defaults):
         raise ConformanceError("bad config: the config class must be a dataclass")
-    defaults.validate()
+    cast(Any, defaults).validate()  # a ModelConfig
 
 
 # The checks, in the order they run, and the name each one's failures start with.

@@ -138,7 +138,7 @@ class _Loop:
             self.log_eval(done)
         if stop:
             raise Interrupted(done)
-        if do_ckpt:
+        if do_ckpt and self.hooks.checkpoint is not None:  # (do_ckpt implies it)
             self.hooks.checkpoint(done)
 
     def log_train(self, done: int, lr: float) -> None:

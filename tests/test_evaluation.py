@@ -139,3 +139,27 @@ def test_a_long_step_reports_that_it_is_still_going() -> None:
     assert lines[-1].startswith("pixelcnn: generating 10000 images: done in 0.")
     with Reporter().task("silent"):  # the API's default reporter says nothing
         pass
+
+
+def test_the_terminal_reporter_reports_long_steps_with_or_without_its_bar() -> None:
+    """The rich reporter's bar task once shadowed its ``task()`` method: a long step
+    after ``start`` raised "'int' object is not callable"."""
+    import io
+
+    from genzoo.progress import RichReporter
+
+    out = io.StringIO()
+    reporter = RichReporter(out)
+    reporter.message("before the bar: [bold] stays literal")
+    with reporter.task("family metrics"):
+        pass
+    reporter.start(10, 2, "vae")
+    reporter.advance(5)
+    reporter.metrics(5, {"loss": 1.5})
+    with reporter.task("generating 100 images"):
+        pass
+    reporter.close()
+    reporter.close()  # twice is harmless
+    text = out.getvalue()
+    assert "before the bar: [bold] stays literal" in text
+    assert "family metrics: done in" in text and "generating 100 images: done in" in text

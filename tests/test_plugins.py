@@ -202,3 +202,33 @@ def test_an_optional_hook_genzoo_does_not_know_is_not_an_error(site, fresh_regis
     assert registry.model("toy").plugin == "optional"
     assert _infos(fresh_registry)["optional"].error is None
     assert not [w for w in recwarn if issubclass(w.category, PluginWarning)]
+
+
+BARE = """
+import torch
+from genzoo import hookimpl
+from genzoo.registry import ModelSpec
+from genzoo_vae.config import PRESETS, VAEConfig
+
+class Bare(torch.nn.Module):  # forgot both loss(x) and train_step(x, trainer)
+    def __init__(self, config, info):
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 2)
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="bare", backend="torch", kind="image", config=VAEConfig,
+                       builder="genzoo_bare:Bare", presets=PRESETS, default_preset="tiny",
+                       default_dataset="digits", summary="a model that cannot train"))
+"""
+
+
+def test_a_torch_module_with_nothing_to_train_is_a_plugin_error(site, fresh_registry, tmp_path):
+    import genzoo
+    from genzoo.errors import PluginError
+
+    install(site, "genzoo_bare", BARE)
+    with pytest.raises(PluginError, match="model 'bare' \\(torch\\): its module has neither "
+                                          "loss\\(x\\) nor train_step"):
+        genzoo.train("bare", out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -34,7 +34,7 @@ from genzoo.backends.common import (check_interpolate, check_sample, check_state
 from genzoo.backends.text import TextSampling
 from genzoo.config import TrainConfig, check_device
 from genzoo.distributed import all_average, average_gradients, world
-from genzoo.errors import ConfigError
+from genzoo.errors import ConfigError, PluginError
 from genzoo.protocols import DataInfo
 from genzoo.registry import ModelSpec, import_object
 
@@ -71,7 +71,8 @@ class TorchGenerator:
         self.spec = spec
         self.config = config
         self.info = info
-        self.module = module.to(device)
+        # A plugin's module: its sample/noise/render/loss methods are duck-typed.
+        self.module: Any = module.to(device)
         self.device = device
 
     __repr__ = describe
@@ -161,12 +162,11 @@ def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> to
     params = [p for p in params if p.requires_grad]
     groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
               {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    kwargs = {"lr": cfg.lr, "betas": (cfg.beta1, cfg.beta2)}
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, **kwargs)
+    return cls(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
-def _no_buffer_sync() -> dict[str, bool]:
+def _no_buffer_sync() -> dict[str, Any]:
     """DDP's switch for not broadcasting rank 0's buffers on every forward pass (the
     trainer keeps buffers in step itself); PyTorch 2.13 renamed it."""
     major, minor = (int(part) for part in torch.__version__.split(".")[:2])
@@ -181,7 +181,7 @@ class _Loss(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module):
         super().__init__()
-        self.model = model
+        self.model: Any = model
 
     def forward(self, x: torch.Tensor) -> Any:
         return self.model.loss(x)
@@ -205,9 +205,13 @@ class TorchTrainer:
         self._synced: set[int] = set()  # ids of the parameters DDP averages
         self._float_buffers: list[torch.Tensor] | None = None  # averaged across ranks
         loss = getattr(self.module, "loss", None)  # models with a custom step may have none
+        if loss is None and self._custom_step is None:
+            raise PluginError(f"model '{generator.spec.name}' (torch): its module has neither "
+                              "loss(x) nor train_step(x, trainer), so it cannot be trained")
         if loss is not None and self._custom_step is None and world().enabled:
             loss = self.parallel(_Loss(self.module))
-        self._loss = torch.compile(loss) if cfg.compile and loss is not None else loss
+        self._loss: Callable[..., Any] | None = (torch.compile(loss) if cfg.compile and loss is not None
+                                                   else loss)
 
     def parallel(self, network: torch.nn.Module) -> torch.nn.Module:
         """``network`` wrapped in DistributedDataParallel under torchrun; itself otherwise.
@@ -261,6 +265,7 @@ class TorchTrainer:
             with self.autocast():
                 metrics = self._custom_step(x, self)
         else:
+            assert self._loss is not None  # checked in __init__
             with self.autocast():
                 loss, parts = self._loss(x)
             self.backward(loss, self.optimizers["opt"])

@@ -22,7 +22,7 @@ from genzoo.errors import DataError
 
 # At least 4 epochs and at least 2,000 steps (small datasets such as digits need more
 # passes).
-RECIPE = {"version": 2, "seed": 0, "batch_size": 128, "lr": 1e-3, "epochs": 4,
+RECIPE: dict[str, Any] = {"version": 2, "seed": 0, "batch_size": 128, "lr": 1e-3, "epochs": 4,
           "min_steps": 2000}
 FEATURES = 128  # width of the penultimate layer: the feature space of the metrics
 
@@ -87,9 +87,9 @@ def train_classifier(data: Any, reporter: Any = None) -> DomainClassifier:
     torch.manual_seed(RECIPE["seed"])
     net = _network(data.info.shape, classes)
     opt = torch.optim.Adam(net.parameters(), lr=RECIPE["lr"])
-    bs = RECIPE["batch_size"]
+    bs = int(RECIPE["batch_size"])
     per_epoch = max(1, len(x) // bs)
-    epochs = max(RECIPE["epochs"], -(-RECIPE["min_steps"] // per_epoch))
+    epochs = max(int(RECIPE["epochs"]), -(-int(RECIPE["min_steps"]) // per_epoch))
     with _deterministic():
         for epoch in range(epochs):
             order = np.random.default_rng([RECIPE["seed"], epoch]).permutation(len(x))
