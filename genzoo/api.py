@@ -65,13 +65,21 @@ def plan(name: str, backend: str | None = None, preset: str | None = None, *,
     elif not Path(data).expanduser().exists():
         raise LookupFailed(f"unknown dataset '{data}' (not a registered name or an existing "
                            f"path).{did_you_mean(data, registry.datasets)}")
+    else:
+        from genzoo.data import dataset_ref
+
+        data = dataset_ref(data)  # absolute: the run finds it from any folder
     return Plan(spec, preset or spec.default_preset, model_cfg, train_cfg, data)
 
 
 def length_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """``epochs`` without ``steps`` replaces a preset's (or a resumed run's) step count,
-    as ``--epochs`` does on the command line (a preset's ``steps`` would win otherwise)."""
-    if overrides.get("epochs") is not None and overrides.get("steps") is None:
+    as ``--epochs`` does on the command line (a preset's ``steps`` would win otherwise).
+    Both at once are refused: they are two ways to say how long to train."""
+    epochs, steps = overrides.get("epochs"), overrides.get("steps")
+    if epochs is not None and steps is not None and str(steps).lower() != "none":
+        raise ConfigError("give epochs or steps, not both (--epochs N or --steps N)")
+    if epochs is not None and steps is None:
         return {**overrides, "steps": "none"}
     return dict(overrides)
 

@@ -172,8 +172,10 @@ def plugins(as_json: bool, verbose: bool) -> None:
               help="torch or keras [torch, or the model's only backend].")
 @click.option("--preset", default=None, help="A preset name (see `genzoo list`).")
 @click.option("--data", default=None, help="A dataset name (see `genzoo datasets`) or path.")
-@click.option("--epochs", type=int, default=None, help="Passes over the training split.")
-@click.option("--steps", type=int, default=None, help="Optimisation steps (overrides --epochs).")
+@click.option("--epochs", type=int, default=None,
+              help="Passes over the training split (replaces the preset's --steps).")
+@click.option("--steps", type=int, default=None,
+              help="Optimisation steps (give this or --epochs, not both).")
 @click.option("--batch-size", type=int, default=None, help="Examples per step [the preset's].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
 @click.option("--seed", type=int, default=None,
@@ -413,9 +415,9 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
 
     RunDir(run).read_config()  # a clear error before the framework loads
     from genzoo.evaluation import eval_path, evaluate_run
-    from genzoo.progress import PlainReporter
+    from genzoo.progress import make_reporter
 
-    result = evaluate_run(run, data=data, k=k, samples=samples, reporter=PlainReporter())
+    result = evaluate_run(run, data=data, k=k, samples=samples, reporter=make_reporter())
     if as_json:
         return _echo_json(result)
     rows = [[name, f"{value:.4f}"] for name, value in result["metrics"].items()]

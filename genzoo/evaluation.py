@@ -23,6 +23,7 @@ from genzoo.progress import Reporter
 from genzoo.registry import get_registry, import_object
 
 EVAL_SEED = 0  # seeds the generated samples
+PR_K = 3  # neighbours that draw the manifolds of precision and recall
 SAMPLES = 10_000  # generated images, against the 10,000 test images
 
 
@@ -44,6 +45,7 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     saved = run_dir.read_config()
     spec = get_registry().model(saved["model"], saved["backend"])
     dataset = _matching(load_dataset(data or saved["dataset"], spec.kind), saved, run_dir)
+    _check_enough(dataset)  # before the framework loads
     generator = genzoo.load(run)
     t0 = time.perf_counter()
     metrics: dict[str, float] = {}
@@ -72,8 +74,10 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
 def eval_path(run: str | Path, data: str | None = None) -> Path:
     """Where ``genzoo eval RUN [--data DATA]`` writes: ``eval.json`` for the run's own
     dataset, ``eval-<name>.json`` for another (a registered name, or a path's file name)."""
+    from genzoo.data import dataset_ref
+
     run_dir = RunDir(run)
-    if data is None or data == run_dir.read_config()["dataset"]:
+    if data is None or dataset_ref(data) == run_dir.read_config()["dataset"]:
         return run_dir.path / "eval.json"
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data).name or data)
     return run_dir.path / f"eval-{name}.json"
@@ -98,6 +102,7 @@ def image_quality(generator: Any, data: Any, samples: int,
                                 precision_recall)
     from genzoo.metrics.classifier import load_or_train, reference_values
 
+    _check_enough(data)
     clf = load_or_train(data, reporter)
     n = min(samples, len(data.test))
     with reporter.task(f"{generator.spec.name}: generating {samples} images"):
@@ -105,7 +110,7 @@ def image_quality(generator: Any, data: Any, samples: int,
     fake_f, fake_p = clf.features(fake)
     real_f, _ = clf.features(data.test[:n])
     is_mean, is_std = inception_score(fake_p)
-    precision, recall = precision_recall(real_f, fake_f)
+    precision, recall = precision_recall(real_f, fake_f, k=PR_K)
     metrics = {"fd": frechet_distance(*gaussian_stats(fake_f), *gaussian_stats(real_f)),
                "is": is_mean, "is_std": is_std, "precision": precision, "recall": recall}
     reference = reference_values(clf, data, n, EVAL_SEED)
@@ -115,10 +120,18 @@ def image_quality(generator: Any, data: Any, samples: int,
                               ("dataset", "test_accuracy", "sha256", "recipe", "path")
                               if k in clf.info},
         "features": "penultimate layer (128) of the domain classifier",
-        "inception_score_splits": 10, "precision_recall_k": 3,
+        "inception_score_splits": 10, "precision_recall_k": PR_K,
         "reference": reference,
     }
     return metrics, protocol
+
+
+def _check_enough(data: Any) -> None:
+    if data.kind == "image" and len(data.test) <= PR_K:
+        raise DataError(f"the test split of '{data.name}' has {len(data.test)} image"
+                        f"{'s' * (len(data.test) != 1)}; genzoo eval needs at least {PR_K + 1} "
+                        f"(precision and recall compare each image with its {PR_K} nearest "
+                        "neighbours)")
 
 
 def text_metrics(generator: Any, data: Any, saved: dict[str, Any]
@@ -133,7 +146,8 @@ def text_metrics(generator: Any, data: Any, saved: dict[str, Any]
     block = generator.config.block_size
     trainer = get_backend(generator.spec.backend).make_trainer(generator, cfg)
     n = cfg.eval_batches or 20
-    sampled = TextBatches(data.val, cfg.batch_size, block, cfg.seed, stream=1)
+    sampled = TextBatches(data.val, cfg.batch_size, block, cfg.seed,
+                          f"the validation split of '{data.name}'", stream=1)
     estimate = evaluate(trainer, sampled.take(n))["loss"]
     full = evaluate(trainer, windows(data.val, block, cfg.batch_size))["loss"]
     metrics = {"val_loss_estimate": estimate, "val_bpc_estimate": bits_per_char(estimate),

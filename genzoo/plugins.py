@@ -65,11 +65,14 @@ def _entry_points() -> list[metadata.EntryPoint]:
         dist = ep.dist.name if ep.dist is not None else ""
         return (dist != "genzoo", ep.name)
 
-    seen: set[str] = set()
+    seen: set[tuple[str, str, str]] = set()
     unique = []
     for ep in sorted(eps, key=order):
-        if ep.name not in seen:  # the same dist on sys.path twice lists its points twice
-            seen.add(ep.name)
+        # The same dist on sys.path twice lists its points twice: load them once. Two
+        # distributions that chose the same entry-point name are two plugins: load both.
+        key = (ep.name, ep.value, ep.dist.name if ep.dist is not None else "")
+        if key not in seen:
+            seen.add(key)
             unique.append(ep)
     return unique
 
@@ -123,7 +126,11 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...]]:
         infos.append(info)
         try:
             plugin = ep.load()
-            pm.register(plugin, name=ep.name)
+            # pluggy needs unique names; a second plugin under one entry-point name is
+            # told apart by its distribution.
+            if pm.get_plugin(ep.name) is not None:
+                info.name = f"{ep.name} ({info.distribution})"
+            pm.register(plugin, name=info.name)
         except Exception as exc:  # a broken plugin must not break genzoo
             info.fail(exc, "failed to load")
             continue

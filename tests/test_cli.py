@@ -60,6 +60,7 @@ def test_datasets_lists_bundled_and_downloadable() -> None:
     (["train", "vae", "--lr", "-0.1"], "'lr': must be positive"),
     (["train", "vae", "--batch-size", "0"], "'batch_size': must be positive"),
     (["train", "vae", "--epochs", "many"], "'many' is not a valid integer"),
+    (["train", "vae", "--epochs", "2", "--steps", "3"], "give epochs or steps, not both"),
     (["sample", "no-such-run"], "no-such-run is not a genzoo run"),
     (["sample", "no-such-run", "--n", "0"], "--n"),
     (["compare", "no-such-run"], "no-such-run is not a genzoo run and holds none"),
@@ -87,6 +88,7 @@ def test_train_then_sample_is_reproducible(backend: str, tmp_path) -> None:
         assert (run / name).is_file(), name
     meta = json.loads((run / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["backend"] == backend and meta["step"] == 30
+    assert meta["device"] == "cpu"  # where it ran, not the "auto" asked for
     events = [json.loads(line)["event"] for line in (run / "metrics.jsonl").open()]
     assert {"train", "eval", "test"} <= set(events)
 

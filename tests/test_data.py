@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -75,6 +76,55 @@ def test_a_text_file_by_path_and_its_errors(tmp_path) -> None:
         data.train_batches(4, seed=0, block_size=1024)
     with pytest.raises(DataError, match="needs images"):
         load_dataset(str(good), "image")
+    (tmp_path / "one.txt").write_text("a")
+    with pytest.raises(DataError, match="text 'one.txt' has one character; a model needs at "
+                                        "least two"):
+        load_dataset(str(tmp_path / "one.txt"))
+
+
+def test_labels_must_be_whole_numbers_from_zero(tmp_path, shared_data) -> None:
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz"):
+        (tmp_path / name).write_bytes((shared_data / "mnist" / name).read_bytes())
+    labels = tmp_path / "t10k-labels-idx1-ubyte"  # int8, every label -1
+    labels.write_bytes(b"\x00\x00\x09\x01" + np.array([10000], ">u4").tobytes()
+                       + bytes([0xFF]) * 10000)
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte: labels must be whole numbers "
+                                        "from 0, found int8 down to -1"):
+        load_dataset(str(tmp_path))
+
+
+def test_a_folder_that_cannot_be_read_is_one_error_naming_it(tmp_path, monkeypatch) -> None:
+    """Python 3.11's ``is_file()`` raises on a folder without search permission (root
+    bypasses permissions, so the denial is simulated)."""
+    from pathlib import Path
+
+    folder = tmp_path / "idx"
+    folder.mkdir()
+
+    def denied(self: Path) -> bool:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_file", denied)
+    with pytest.raises(DataError, match=f"cannot read {folder}: Permission denied"):
+        load_dataset(str(folder))
+
+
+def test_a_relative_data_path_is_recorded_absolute(tmp_path, monkeypatch) -> None:
+    """``genzoo eval`` and ``--resume`` must find the data from any working directory."""
+    import genzoo.api as api
+    from genzoo.evaluation import eval_path
+
+    (tmp_path / "corpus.txt").write_text("to be or not to be " * 20)
+    monkeypatch.chdir(tmp_path)
+    planned = api.plan("transformer", data="corpus.txt")
+    assert planned.data == str(tmp_path / "corpus.txt")
+    assert api.plan("transformer", data="tiny-shakespeare").data == "tiny-shakespeare"
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({**planned.to_json(), "data_info": {}}))
+    assert eval_path(run, "corpus.txt") == run / "eval.json"  # the run's own data
+    assert eval_path(run, "tiny-shakespeare") == run / "eval-tiny-shakespeare.json"
 
 
 def _idx(tmp_path, payload: bytes, name="t10k-images-idx3-ubyte"):
@@ -89,6 +139,10 @@ def _idx(tmp_path, payload: bytes, name="t10k-images-idx3-ubyte"):
     (b"\x89PNG" + bytes(40), "is not an IDX file \\(bad magic number 89504e47\\)"),
     (b"\x00\x00\x08\x03\x00\x00", "truncated IDX header"),
     (b"", "is not an IDX file"),
+    # 65536**4 elements: a product in int64 wraps to 0 and passed for an empty payload
+    (b"\x00\x00\x08\x04" + np.array([65536] * 4, ">u4").tobytes(),
+     "header says 65536x65536x65536x65536 \\(18446744073709551616 payload bytes\\) but "
+     "the file holds 0"),
 ])
 def test_broken_idx_files_are_named(tmp_path, data: bytes, message: str) -> None:
     path = _idx(tmp_path, data)

@@ -129,3 +129,53 @@ def test_a_corrupt_file_in_the_data_dir_is_named(tmp_path, shared_data):
                         env={"GENZOO_DATA_DIR": str(tmp_path)})
     assert result.returncode == 2
     assert f"{path} is corrupt: sha256" in result.stderr
+
+
+def test_download_settings_and_cache_problems_are_one_line_errors(tmp_path, monkeypatch):
+    from genzoo.errors import ConfigError
+
+    known = dl.KNOWN_FILES[LABELS]
+    for bad in ("abc", "-1", "0", "nan", "inf"):
+        monkeypatch.setenv("GENZOO_DOWNLOAD_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match=f"GENZOO_DOWNLOAD_TIMEOUT must be a number of "
+                                              f"seconds above 0, not '{bad}'"):
+            dl.download(known, tmp_path / "cache")
+    monkeypatch.setenv("GENZOO_DOWNLOAD_TIMEOUT", "2.5")
+    assert dl.timeout() == 2.5
+    afile = tmp_path / "afile"  # XDG_CACHE_HOME pointing at a file
+    afile.write_text("x")
+    with pytest.raises(DataError, match=f"cannot create the cache folder {afile}/mnist: Not a "
+                                        "directory; set XDG_CACHE_HOME to a writable folder"):
+        dl.download(known, afile)
+    folder = tmp_path / "labels"  # an unreadable file: here, a folder where it should be
+    folder.mkdir()
+    size = folder.stat().st_size
+    with pytest.raises(DataError, match=f"cannot read {folder}: Is a directory"):
+        dl.verify_file(folder, dl.RemoteFile(LABELS, size, "0" * 64))
+
+
+def test_a_killed_downloads_temporary_file_is_removed_by_the_next(www, tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("GENZOO_MIRROR", www)
+    dest = tmp_path / "cache" / LABELS
+    dest.parent.mkdir(parents=True)
+    dead = dest.with_name(f".{dest.name}.part-999999999")  # no such process
+    live = dest.with_name(f".{dest.name}.part-{os.getppid()}")  # a download in progress
+    dead.write_bytes(b"half")
+    live.write_bytes(b"half")
+    dl.download(dl.KNOWN_FILES[LABELS], tmp_path / "cache")
+    assert dest.is_file() and not dead.exists() and live.exists()
+
+
+def test_a_partial_data_dir_and_a_bad_mirror_are_told_apart(www, tmp_path, shared_data):
+    data_dir = tmp_path / "data"
+    shutil.copytree(shared_data / "mnist", data_dir / "mnist")
+    (data_dir / "mnist" / "train-labels-idx1-ubyte.gz").unlink()
+    env = {"GENZOO_DATA_DIR": str(data_dir), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "GENZOO_MIRROR": www + "/corrupt"}  # answers, with a corrupt file or a 404
+    result = run_genzoo("train", "vae", "--data", "mnist", "--out", str(tmp_path / "r"), env=env)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "its mnist/ lacks train-labels-idx1-ubyte.gz" in result.stderr
+    assert "dataset 'mnist' could not be downloaded" in result.stderr  # not "offline"
+    assert "HTTP 404" in result.stderr

@@ -93,6 +93,10 @@ def test_genzoo_eval_for_an_image_model_writes_its_protocol(tmp_path) -> None:
     assert len(extractor["sha256"]) == 64 and extractor["test_accuracy"] > 0.95
     assert {"fd_train_vs_test", "is_test"} <= set(protocol["reference"])
     assert protocol["reference"]["fd_train_vs_test"] < metrics["fd"]
+    few = synthetic_images(tmp_path / "few", shape=(8, 8), n_train=600, n_test=3)
+    refused = run_genzoo("eval", str(run), "--data", str(few))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "'few' has 3 images; genzoo eval needs at least 4" in refused.stderr
 
 
 def test_genzoo_eval_for_a_text_model(tmp_path) -> None:
@@ -120,6 +124,9 @@ def test_genzoo_eval_for_a_text_model(tmp_path) -> None:
     refused = run_genzoo("eval", str(run), "--data", str(tmp_path / "snow.txt"))
     assert refused.returncode == 2 and "characters not in the model's vocabulary: '\u2603'" \
         in refused.stderr
+    (tmp_path / "short.txt").write_text(text[:100])  # a validation split of 10 characters
+    short = run_genzoo("eval", str(run), "--data", str(tmp_path / "short.txt"))
+    assert short.returncode == 2 and "the validation split of 'short.txt' has 10" in short.stderr
 
 
 def test_a_long_step_reports_that_it_is_still_going() -> None:

@@ -232,3 +232,15 @@ def test_a_torch_module_with_nothing_to_train_is_a_plugin_error(site, fresh_regi
                                           "loss\\(x\\) nor train_step"):
         genzoo.train("bare", out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_two_distributions_with_one_entry_point_name_both_load(site, fresh_registry):
+    """A third-party plugin that happens to call its entry point ``vae`` was once dropped
+    without a word; it loads beside the built-in one, told apart by its distribution."""
+    install(site, "toy_plugin", GOOD, "vae")
+    registry = fresh_registry.get_registry()
+    assert registry.model("toy").plugin == "vae (toy-plugin)"
+    assert registry.model("vae").plugin == "vae"
+    infos = _infos(fresh_registry)
+    assert infos["vae (toy-plugin)"].models == ["toy/torch"]
+    assert infos["vae (toy-plugin)"].error is None and infos["vae"].distribution == "genzoo"

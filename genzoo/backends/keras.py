@@ -118,6 +118,19 @@ def strategy() -> Any:
     return tf.distribute.MirroredStrategy(devices)
 
 
+def accelerators() -> int:
+    """How many GPUs Keras's backend sees (it places models on them itself)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_logical_devices("GPU"))
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.cuda.device_count()
+    return 0
+
+
 def graph_function(fn: Any) -> Any:
     """``fn`` traced into a graph where the Keras backend has one: ``tf.function`` on
     TensorFlow, ``fn`` itself elsewhere (PyTorch runs eagerly anyway).
@@ -233,11 +246,20 @@ def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
             f"device '{device}' is not supported by the keras backend; Keras places the "
             "model itself (use auto, or cpu)"
         )
+    gpus = accelerators()
+    if device == "cpu" and gpus:
+        raise ConfigError("device 'cpu': Keras places the model itself and would use the GPU "
+                          "it sees; hide it to train on the CPU (CUDA_VISIBLE_DEVICES= genzoo "
+                          "...)")
     keras.utils.set_random_seed(seed)
     with _scope():  # mirrored variables when several devices train one model
         model = import_object(spec.builder, f"builder of model '{spec.name}'")(config, info)
     cls = KerasTextGenerator if spec.kind == "text" else KerasGenerator
-    return cls(spec, config, info, model, device)
+    # Where it runs, as meta.json records it: "cpu", "gpu", or a MirroredStrategy's replicas.
+    mirrored = strategy()
+    placed = ("cpu" if not gpus else "gpu") if mirrored is None else \
+        f"{mirrored.num_replicas_in_sync} mirrored devices"
+    return cls(spec, config, info, model, placed)
 
 
 def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:

@@ -9,7 +9,7 @@ from genzoo.data.text import CharTokenizer, TextBatches, TextData, decode_utf8
 from genzoo.errors import DataError, LookupFailed, did_you_mean
 
 __all__ = ["CharTokenizer", "ImageBatches", "ImageData", "TextBatches", "TextData",
-           "fixed_batches", "load_dataset"]
+           "dataset_ref", "fixed_batches", "load_dataset"]
 
 
 def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData | TextData:
@@ -27,6 +27,14 @@ def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData | Text
         >>> load_dataset("digits").train.shape
         (1439, 8, 8, 1)
     """
+    try:
+        return _load(name_or_path, kind)
+    except OSError as exc:  # a file or folder that cannot be read: one line, no traceback
+        raise DataError(f"cannot read {exc.filename or name_or_path}: "
+                        f"{exc.strerror or exc}") from None
+
+
+def _load(name_or_path: str, kind: str | None) -> ImageData | TextData:
     from genzoo.registry import get_registry, import_object
 
     registry = get_registry()
@@ -52,6 +60,16 @@ def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData | Text
         f"unknown dataset '{name_or_path}' (not a registered name or an existing path)."
         f"{did_you_mean(name_or_path, registry.datasets)}"
     )
+
+
+def dataset_ref(name_or_path: str) -> str:
+    """How a run records its dataset: a registered name as it is, a path made absolute, so
+    that ``genzoo eval`` and ``--resume`` find it from any working directory."""
+    from genzoo.registry import get_registry
+
+    if name_or_path in get_registry().datasets:
+        return name_or_path
+    return str(Path(name_or_path).expanduser().absolute())
 
 
 def _expect(kind: str | None, found: str, path: Path) -> None:

@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from genzoo.errors import DataError
+from genzoo.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -75,22 +75,39 @@ def urls_for(path: str) -> list[str]:
 
 
 def timeout() -> float:
-    return float(os.environ.get("GENZOO_DOWNLOAD_TIMEOUT", "30"))
+    """Seconds a download attempt waits for the server: ``GENZOO_DOWNLOAD_TIMEOUT``, 30."""
+    value = os.environ.get("GENZOO_DOWNLOAD_TIMEOUT", "30")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"GENZOO_DOWNLOAD_TIMEOUT must be a number of seconds above 0, "
+                          f"not {value!r}")
+    return seconds
 
 
-def verify_file(path: Path, expected: RemoteFile) -> None:
-    """Check a file's size and sha256; a mismatch names the file and what was expected."""
-    size = path.stat().st_size
-    if size != expected.size:
-        raise DataError(f"{path} has {size} bytes, expected {expected.size} (truncated or "
-                        "wrong file; delete it to fetch it again)")
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
+def verify_file(path: Path, expected: RemoteFile, remedy: str = "delete it to fetch it again"
+                ) -> None:
+    """Check a file's size and sha256; a mismatch names the file and what was expected.
+
+    ``remedy`` ends the message: a cached file can be deleted and fetched again, a file in
+    ``GENZOO_DATA_DIR`` must be replaced.
+    """
+    try:
+        size = path.stat().st_size
+        if size != expected.size:
+            raise DataError(f"{path} has {size} bytes, expected {expected.size} (truncated or "
+                            f"wrong file; {remedy})")
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     if digest.hexdigest() != expected.sha256:
         raise DataError(f"{path} is corrupt: sha256 {digest.hexdigest()[:12]}..., expected "
-                        f"{expected.sha256[:12]}... (delete it to fetch it again)")
+                        f"{expected.sha256[:12]}... ({remedy})")
 
 
 class _Progress:
@@ -116,11 +133,11 @@ class _Progress:
             self.bar.stop()
 
 
-def _fetch(url: str, dest: Path, expected: RemoteFile) -> None:
+def _fetch(url: str, dest: Path, expected: RemoteFile, wait: float) -> None:
     tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
     progress = None
     try:
-        with urllib.request.urlopen(url, timeout=timeout()) as response, open(tmp, "wb") as f:
+        with urllib.request.urlopen(url, timeout=wait) as response, open(tmp, "wb") as f:
             progress = _Progress(f"{expected.path} from {url.split('/')[2]}", expected.size)
             digest = hashlib.sha256()
             received = 0
@@ -147,24 +164,55 @@ def _fetch(url: str, dest: Path, expected: RemoteFile) -> None:
 def download(expected: RemoteFile, root: Path) -> Path:
     """Fetch one file into ``root`` (the cache), trying each mirror in turn."""
     dest = root / expected.path
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    failures = []
+    wait = timeout()  # a bad GENZOO_DOWNLOAD_TIMEOUT is refused before anything is done
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the cache folder {dest.parent}: "
+                        f"{exc.strerror or exc}; set XDG_CACHE_HOME to a writable folder, or "
+                        "GENZOO_DATA_DIR to a folder holding the dataset") from None
+    remove_stale_parts(dest)
+    failures, reached = [], False
     for url in urls_for(expected.path):
         try:
-            _fetch(url, dest, expected)
+            _fetch(url, dest, expected, wait)
             return dest
-        except DataError as exc:
+        except DataError as exc:  # the server answered, with the wrong file
             failures.append(str(exc))
+            reached = True
+        except urllib.error.HTTPError as exc:  # the server answered, without the file
+            failures.append(f"{url}: HTTP {exc.code} {exc.reason}")
+            reached = True
         except (urllib.error.URLError, OSError, socket.timeout) as exc:
             reason = getattr(exc, "reason", exc)
             failures.append(f"{url}: {reason}")
-    raise DownloadFailed(expected.path, failures)
+    raise DownloadFailed(expected.path, failures, reached)
+
+
+def remove_stale_parts(dest: Path) -> None:
+    """Remove temporary files of downloads into ``dest`` whose process has died (killed
+    mid-transfer: ``.NAME.part-PID``); a live process's download is left alone."""
+    for part in dest.parent.glob(f".{dest.name}.part-*"):
+        pid = part.name.rpartition("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 class DownloadFailed(DataError):
-    """Every mirror failed."""
+    """Every mirror failed; ``reached``: at least one answered, with the wrong file."""
 
-    def __init__(self, path: str, failures: list[str]):
+    def __init__(self, path: str, failures: list[str], reached: bool = False):
         self.path = path
         self.failures = failures
+        self.reached = reached
         super().__init__(f"could not download {path}: " + "; ".join(failures or ["no mirror"]))

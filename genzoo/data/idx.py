@@ -9,6 +9,7 @@ names the file and what was expected.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -49,7 +50,7 @@ def parse_idx(data: bytes, path: Path | str = "<bytes>") -> np.ndarray:
         raise DataError(f"{path} has a truncated IDX header")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     dtype = np.dtype(_DTYPES[data[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: a crafted header cannot wrap
     if len(data) - header != expected:
         raise DataError(
             f"{path} is truncated or padded: header says {'x'.join(map(str, dims))} "
@@ -68,6 +69,9 @@ def find_idx_file(directory: Path, stem: str) -> Path | None:
     for name in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz",
                  stem.replace("-idx", ".idx")):
         candidate = directory / name
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError as exc:  # a folder that cannot be searched
+            raise DataError(f"cannot read {directory}: {exc.strerror or exc}") from None
     return None

@@ -61,7 +61,11 @@ def _read_pair(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray | No
     label_path = find_idx_file(directory, label_stem)
     labels = None
     if label_path is not None:
-        labels = read_idx(label_path).astype(np.int64)
+        raw = read_idx(label_path)
+        if not np.issubdtype(raw.dtype, np.integer) or (raw.size and raw.min() < 0):
+            raise DataError(f"{label_path}: labels must be whole numbers from 0, found "
+                            f"{raw.dtype}" + (f" down to {raw.min()}" if raw.size else ""))
+        labels = raw.astype(np.int64)
         if labels.shape != (len(images),):
             raise DataError(
                 f"{label_path}: expected {len(images)} labels, found shape {labels.shape}"

@@ -85,7 +85,9 @@ class TextData:
 
     def __post_init__(self) -> None:
         if len(self.text) < 2:
-            raise DataError(f"text '{self.name}' is empty")
+            raise DataError(f"text '{self.name}' is empty" if not self.text else
+                            f"text '{self.name}' has one character; a model needs at least two "
+                            "(an input and the next character)")
         self.tokenizer = CharTokenizer.from_text(self.text)
         self.train, self.val = _split(self.tokenizer.encode(self.text))
 
