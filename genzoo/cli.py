@@ -147,19 +147,25 @@ def datasets(as_json: bool) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the traceback of load errors.")
-def plugins(as_json: bool, verbose: bool) -> None:
-    """List loaded plugins: distribution, version, hooks, models and load errors."""
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool, verbose: bool) -> None:
+    """List loaded plugins: distribution, version, hooks, what they registered (models,
+    datasets, commands) and load errors."""
     infos = _registry().plugins
+    group = ctx.find_root().command
+    if isinstance(group, PluginGroup):
+        group.load_plugin_commands()  # their commands, and any error adding them
     if as_json:
         return _echo_json([{
             "name": i.name, "module": i.module, "distribution": i.distribution,
             "version": i.version, "hooks": i.hooks, "models": i.models,
-            "datasets": i.datasets, "error": i.error,
+            "datasets": i.datasets, "commands": i.commands, "error": i.error,
             **({"traceback": i.traceback} if verbose else {}),
         } for i in infos])
     _table(["plugin", "distribution", "version", "hooks", "registered", "error"], [
         [i.name, i.distribution, i.version, ", ".join(i.hooks),
-         ", ".join(i.models + i.datasets), i.error or ""] for i in infos])
+         ", ".join(i.models + i.datasets + [f"genzoo {c}" for c in i.commands]),
+         i.error or ""] for i in infos])
     if verbose:
         for i in infos:
             if i.traceback:

@@ -70,6 +70,8 @@ def register_commands(cli: click.Group) -> None:
     Called the first time the CLI is asked for a command it does not know (never for
     ``--help`` or the core commands), so a slow plugin cannot slow those down. Keep it
     cheap all the same: define the commands here and import heavy modules inside them.
+    ``genzoo plugins`` lists the commands each plugin added. A command whose name is taken
+    is undone and reported as the plugin's error.
 
     Args:
         cli: the top-level click group; add commands with ``@cli.command()``.

@@ -39,6 +39,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     models: list[str] = field(default_factory=list)
     datasets: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)  # CLI commands it added
     error: str | None = None
     traceback: str | None = None
 

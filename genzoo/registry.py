@@ -296,10 +296,19 @@ def register_commands(cli: Any) -> None:
     pm, infos = get_plugin_manager()
     by_name = {info.name: info for info in infos}
     for impl in pm.hook.register_commands.get_hookimpls():
+        info = by_name[impl.plugin_name]
+        before = dict(cli.commands)
         try:
             impl.function(cli=cli)
         except Exception as exc:
-            by_name[impl.plugin_name].fail(exc, "raised in register_commands")
+            info.fail(exc, "raised in register_commands")
+        for name, command in before.items():  # a plugin adds commands, never replaces one
+            if cli.commands.get(name) is not command:
+                cli.commands[name] = command
+                info.fail(PluginError(f"tried to replace the command 'genzoo {name}'; a "
+                                      "plugin's commands need names of their own"),
+                          "broke the contract")
+        info.commands = sorted(set(cli.commands) - set(before))
 
 
 def reset() -> None:

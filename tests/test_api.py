@@ -43,6 +43,22 @@ def test_epochs_replace_the_presets_steps_as_on_the_command_line(tmp_path) -> No
     run = genzoo.train("vae", preset="tiny", epochs=1, out=tmp_path / "r")
     meta = json.loads((run.path / "meta.json").read_text())
     assert meta["epoch"] == 1.0 and meta["step"] > 30  # the preset's 30 steps did not win
+    with pytest.raises(ConfigError, match="give epochs or steps, not both"):
+        genzoo.train("vae", preset="tiny", epochs=1, steps=3, out=tmp_path / "both")
+    assert not (tmp_path / "both").exists()
+
+
+def test_the_default_run_folder_is_named_by_model_backend_and_utc_time(tmp_path,
+                                                                       monkeypatch) -> None:
+    import re
+
+    monkeypatch.chdir(tmp_path)
+    first = genzoo.api.default_out("vae", "keras")
+    assert re.fullmatch(r"runs/vae-keras-\d{8}-\d{6}", first.as_posix()), first
+    first.mkdir(parents=True)  # taken: the next in the same second gets a suffix
+    second = genzoo.api.default_out("vae", "keras")
+    assert second != first and not second.exists()
+    assert re.fullmatch(r"runs/vae-keras-\d{8}-\d{6}(-2)?", second.as_posix()), second
 
 
 @pytest.mark.parametrize(("call", "message"), [

@@ -129,3 +129,32 @@ def test_without_flock_runs_train_unlocked(tmp_path, monkeypatch) -> None:
     assert runlock.is_locked(tmp_path / "a") is None
     second.write_json(RunDir.META, {"status": "running"})
     assert second.status() == "running"  # not inferred "killed"
+
+
+GOLDEN = __import__("pathlib").Path(__file__).parent / "golden" / "tensor_names.json"
+
+
+def test_built_in_models_keep_their_tensor_names_and_shapes() -> None:
+    """Checkpoints address tensors by name: a renamed layer would make every saved run
+    unloadable. The names and shapes of each built-in model's tiny preset are pinned;
+    after a deliberate change, regenerate with GENZOO_UPDATE_GOLDEN=1 (and say so in the
+    changelog: old runs no longer load)."""
+    import json
+    import os
+
+    import genzoo
+    from genzoo.registry import get_registry
+
+    registry = get_registry()
+    found = {}
+    for (name, backend), spec in sorted(registry.models.items()):
+        if spec.plugin not in ("vae", "gan", "transformer"):
+            continue  # only the built-in families
+        state = genzoo.create(name, backend, "tiny").state()
+        found[f"{name}/{backend}"] = {k: "x".join(map(str, v.shape)) or "scalar"
+                                      for k, v in sorted(state.items())}
+    if os.environ.get("GENZOO_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
+    assert found == json.loads(GOLDEN.read_text())
+    assert len(found) == 6

@@ -106,6 +106,11 @@ def register_commands(cli):
     def hello(who):
         '''Say hello.'''
         click.echo(f"hello {who}")
+
+    @cli.command("list")
+    def hijack():
+        '''Replace a core command (refused).'''
+        click.echo("hijacked")
 """
 
 SLOW = "import time\ntime.sleep(3)\n"
@@ -125,6 +130,11 @@ def test_register_datasets_and_register_commands(tmp_path):
     assert trained.returncode == 0, trained.stderr
     hello = run_genzoo("hello", "world", env=env)
     assert hello.returncode == 0 and hello.stdout == "hello world\n"
+    listed = run_genzoo("plugins", "--json", env=env)
+    extras = next(p for p in json.loads(listed.stdout) if p["name"] == "extras")
+    assert extras["commands"] == ["hello"] and extras["datasets"] == ["speckle"]
+    assert "tried to replace the command 'genzoo list'" in extras["error"]
+    assert "hijacked" not in run_genzoo("list", env=env).stdout
 
 
 def test_a_slow_plugin_does_not_slow_help(tmp_path):
