@@ -54,7 +54,7 @@ def plan(name: str, backend: str | None = None, preset: str | None = None, *,
         # torch's Adam would add an L2 term, Keras's decays decoupled: only AdamW is one thing
         raise ConfigError("weight_decay needs optimizer=adamw (decoupled decay, the same in "
                           "both backends)")
-    if spec.backend == "keras" and train_cfg.precision != "fp32":
+    if spec.backend == "keras" and train_cfg.precision == "bf16":
         raise ConfigError("precision=bf16 is supported by the torch backend; Keras models "
                           "train in fp32 here")
     data = data or spec.default_dataset

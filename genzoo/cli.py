@@ -189,8 +189,9 @@ def plugins(ctx: click.Context, as_json: bool, verbose: bool) -> None:
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--compile", "compile_", is_flag=True, default=None,
               help="torch.compile the model (torch); XLA (Keras on TensorFlow).")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=None,
-              help="bf16: autocast the forward pass (torch) [fp32].")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+              help="auto: bf16 autocast on a CUDA GPU that has it, fp32 elsewhere; bf16: "
+                   "autocast on any device (torch models) [auto].")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints.")
 @click.option("--out", type=click.Path(path_type=str), default=None,
               help="Run directory [default: runs/<model>-<backend>-<UTC time>].")

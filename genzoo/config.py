@@ -61,7 +61,7 @@ class TrainConfig:
     keep_best: bool = False  # save the weights of the best validation loss, not the last
     seed: int = 0  # seeds weights, data order and sampling; 0 to 2**31 - 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast (torch models only)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on a bf16 GPU, else fp32
     compile: bool = False  # torch.compile the model's loss (torch); XLA (Keras on TensorFlow)
     find_unused_parameters: bool = False  # DDP: allow parameters a step leaves unused
 

@@ -325,6 +325,7 @@ class Session:
             "frameworks": self.backend.versions(),
             "backend": spec.backend,
             "device": str(getattr(self.generator, "device", "")),
+            "precision": getattr(self.trainer, "precision", self.plan.train_config.precision),
             "data": {"name": data.name, "source": data.source, "sha256": data.checksum,
                      "train": len(data.train), "val": len(data.val), "test": len(data.test)},
             "num_parameters": self.generator.num_parameters(),

@@ -207,3 +207,31 @@ def test_tensorflow_imported_first_with_onednn_is_a_warning(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, cwd=tmp_path, timeout=300)
     assert result.stdout.strip().splitlines()[-1] == "True", result.stderr[-2000:]
+
+
+def test_precision_auto_is_bf16_only_on_a_cuda_gpu_that_has_it(tmp_path, monkeypatch) -> None:
+    import types
+
+    import torch
+
+    from genzoo.backends.torch import TorchTrainer
+    from genzoo.config import TrainConfig
+
+    def resolved(precision: str, device: str, bf16_gpu: bool = True) -> str:
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_gpu)
+        stub = types.SimpleNamespace(cfg=TrainConfig(precision=precision),
+                                     generator=types.SimpleNamespace(device=torch.device(device)))
+        return TorchTrainer.precision.func(stub)  # type: ignore[attr-defined]
+
+    assert resolved("auto", "cuda") == "bf16" and resolved("auto", "cuda", False) == "fp32"
+    assert resolved("auto", "cpu") == "fp32" and resolved("bf16", "cpu") == "bf16"
+    assert resolved("fp32", "cuda") == "fp32"
+    monkeypatch.undo()
+    # bf16 autocast really runs (on CPU here) and meta.json records what ran.
+    run = genzoo.train("transformer", preset="tiny", precision="bf16", out=tmp_path / "bf16")
+    assert math.isfinite(run.metrics["test"]["loss"])
+    assert json.loads((run.path / "meta.json").read_text())["precision"] == "bf16"
+    plain = genzoo.train("vae", preset="tiny", steps=2, out=tmp_path / "auto")
+    assert json.loads((plain.path / "meta.json").read_text())["precision"] == "fp32"
+    with pytest.raises(ConfigError, match="precision=bf16 is supported by the torch backend"):
+        genzoo.train("vae", "keras", preset="tiny", precision="bf16", out=tmp_path / "k")

@@ -277,12 +277,13 @@ class KerasTrainer:
     """Optimises a ``KerasGenerator`` through ``train_on_batch``."""
 
     def __init__(self, generator: KerasGenerator, cfg: TrainConfig):
-        if cfg.precision != "fp32":
+        if cfg.precision == "bf16":
             raise ConfigError("precision=bf16 is supported by the torch backend; Keras models "
                               "train in fp32 here")
         self.generator = generator
         self.model = generator.model
         self.cfg = cfg
+        self.precision = "fp32"  # as meta.json records it
         self.strategy = strategy()
         self.replicas = self.strategy.num_replicas_in_sync if self.strategy else 1
         if cfg.batch_size % self.replicas:

@@ -22,6 +22,7 @@ correctly, only without DDP's overlap of communication with the backward pass.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -236,9 +237,19 @@ class TorchTrainer:
             self._synced.update(id(p) for p in network.parameters())
         return self._wrapped[id(network)]
 
+    @functools.cached_property
+    def precision(self) -> str:
+        """``bf16`` or ``fp32``: the config's ``precision`` resolved on this device (``auto``
+        is bf16 on a CUDA GPU that supports it, as meta.json records)."""
+        device = self.generator.device
+        if self.cfg.precision == "auto":
+            bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+            return "bf16" if bf16 else "fp32"
+        return self.cfg.precision
+
     def autocast(self) -> Any:
-        """bf16 autocast for the forward pass when ``precision=bf16`` (CPU and CUDA alike)."""
-        if self.cfg.precision != "bf16":
+        """bf16 autocast for the forward pass when ``precision`` resolves to bf16."""
+        if self.precision != "bf16":
             return nullcontext()
         return torch.autocast(self.generator.device.type, dtype=torch.bfloat16)
 
