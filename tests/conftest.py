@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,14 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 @pytest.fixture
 def shared_data() -> Path:
-    """The checksummed real datasets; CI always has them beside the clone."""
-    if not (SHARED_DATA / "mnist").is_dir():
-        pytest.fail(f"real datasets not found at {SHARED_DATA}; see ../shared/data/README.md")
-    return SHARED_DATA
+    """The checksummed real datasets: ``GENZOO_DATA_DIR`` (the root conftest points it at
+    ``../shared/data`` when that is there; CI always has it beside the clone)."""
+    folder = Path(os.environ.get("GENZOO_DATA_DIR") or SHARED_DATA)
+    if not (folder / "mnist").is_dir():
+        pytest.fail(f"the real datasets are not at {folder}: the tests need mnist/, "
+                    "fashion-mnist/ and tinyshakespeare/ there (see ../shared/data/README.md), "
+                    "or GENZOO_DATA_DIR pointing at a copy")
+    return folder
 
 
 @pytest.fixture
