@@ -200,7 +200,7 @@ def test_overhead_against_handwritten_torch(benchmark, name: str, device: str) -
     twin = genzoo.create(name, "torch", case["plan"].preset, data=case["plan"].data,
                          device=device)
     theirs = LOOPS[name](twin.module, case["batches"], cfg.lr, device=device,
-                         bf16=cfg.precision == "bf16", total=cfg.steps or 2000)
+                         bf16=case["trainer"].precision == "bf16", total=cfg.steps or 2000)
     ours(0, 2)
     theirs(0, 2)
     _sync(device)

@@ -76,10 +76,13 @@ def length_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """``epochs`` without ``steps`` replaces a preset's (or a resumed run's) step count,
     as ``--epochs`` does on the command line (a preset's ``steps`` would win otherwise).
     Both at once are refused: they are two ways to say how long to train."""
+    def given(value: Any) -> bool:
+        return value is not None and str(value).lower() not in ("none", "null")
+
     epochs, steps = overrides.get("epochs"), overrides.get("steps")
-    if epochs is not None and steps is not None and str(steps).lower() != "none":
+    if given(epochs) and given(steps):
         raise ConfigError("give epochs or steps, not both (--epochs N or --steps N)")
-    if epochs is not None and steps is None:
+    if given(epochs) and steps is None:
         return {**overrides, "steps": "none"}
     return dict(overrides)
 
@@ -241,8 +244,11 @@ def resume_plan(run: str | Path, *, allow_changes: bool = False, **overrides: An
     Overrides that change the saved config are refused, naming the keys, unless
     ``allow_changes`` is true.
     """
+    from genzoo.data import recorded_dataset
+
     run_dir = RunDir(run)
     saved = run_dir.read_config()
+    saved["dataset"] = recorded_dataset(saved["dataset"], run_dir.path)
     p = plan(saved["model"], saved["backend"], saved["preset"], data=saved["dataset"],
              **{**saved["model_config"], **saved["train_config"]})
     if not overrides:

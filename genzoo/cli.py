@@ -127,11 +127,8 @@ def datasets(as_json: bool) -> None:
         if spec.kind == "text" and vocab is None and spec.offline:
             from genzoo.data import load_dataset
 
-            from genzoo.data.text import TextData
-
-            text = load_dataset(spec.name)
-            assert isinstance(text, TextData)
-            vocab = len(text.tokenizer)
+            tokenizer = getattr(load_dataset(spec.name), "tokenizer", None)
+            vocab = len(tokenizer) if tokenizer is not None else None
         rows.append({"name": spec.name, "kind": spec.kind,
                      "shape": list(spec.shape) if spec.shape else None, "vocab_size": vocab,
                      "source": spec.source, "status": available, "license": spec.license,

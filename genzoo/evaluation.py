@@ -24,6 +24,8 @@ from genzoo.registry import get_registry, import_object
 
 EVAL_SEED = 0  # seeds the generated samples
 PR_K = 3  # neighbours that draw the manifolds of precision and recall
+IS_SPLITS = 10  # parts the Inception-style score is averaged over
+MIN_TEST_IMAGES = max(PR_K + 1, IS_SPLITS)
 SAMPLES = 10_000  # generated images, against the 10,000 test images
 
 
@@ -36,7 +38,7 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     """
     import genzoo
     from genzoo.config import check_count
-    from genzoo.data import load_dataset
+    from genzoo.data import load_dataset, recorded_dataset
 
     k = check_count(k, "k", 1, 5000)
     samples = check_count(samples, "samples", 100)  # fewer make IS and FD meaningless
@@ -44,7 +46,8 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     run_dir = RunDir(run)
     saved = run_dir.read_config()
     spec = get_registry().model(saved["model"], saved["backend"])
-    dataset = _matching(load_dataset(data or saved["dataset"], spec.kind), saved, run_dir)
+    source = data or recorded_dataset(saved["dataset"], run_dir.path, ", or pass --data")
+    dataset = _matching(load_dataset(source, spec.kind), saved, run_dir)
     _check_enough(dataset)  # before the framework loads
     generator = genzoo.load(run)
     t0 = time.perf_counter()
@@ -109,7 +112,7 @@ def image_quality(generator: Any, data: Any, samples: int,
         fake = generator.sample(samples, seed=EVAL_SEED)
     fake_f, fake_p = clf.features(fake)
     real_f, _ = clf.features(data.test[:n])
-    is_mean, is_std = inception_score(fake_p)
+    is_mean, is_std = inception_score(fake_p, splits=IS_SPLITS)
     precision, recall = precision_recall(real_f, fake_f, k=PR_K)
     metrics = {"fd": frechet_distance(*gaussian_stats(fake_f), *gaussian_stats(real_f)),
                "is": is_mean, "is_std": is_std, "precision": precision, "recall": recall}
@@ -120,18 +123,21 @@ def image_quality(generator: Any, data: Any, samples: int,
                               ("dataset", "test_accuracy", "sha256", "recipe", "path")
                               if k in clf.info},
         "features": "penultimate layer (128) of the domain classifier",
-        "inception_score_splits": 10, "precision_recall_k": PR_K,
+        "inception_score_splits": IS_SPLITS, "precision_recall_k": PR_K,
         "reference": reference,
     }
     return metrics, protocol
 
 
 def _check_enough(data: Any) -> None:
-    if data.kind == "image" and len(data.test) <= PR_K:
+    """The image metrics need a test split of ``MIN_TEST_IMAGES``: the reference
+    Inception-style score splits it in ``IS_SPLITS``, precision and recall need ``PR_K``
+    neighbours of each image."""
+    if data.kind == "image" and len(data.test) < MIN_TEST_IMAGES:
         raise DataError(f"the test split of '{data.name}' has {len(data.test)} image"
-                        f"{'s' * (len(data.test) != 1)}; genzoo eval needs at least {PR_K + 1} "
-                        f"(precision and recall compare each image with its {PR_K} nearest "
-                        "neighbours)")
+                        f"{'s' * (len(data.test) != 1)}; genzoo eval needs at least "
+                        f"{MIN_TEST_IMAGES} (the Inception-style score splits them in "
+                        f"{IS_SPLITS}; precision and recall use {PR_K} nearest neighbours)")
 
 
 def text_metrics(generator: Any, data: Any, saved: dict[str, Any]

@@ -67,11 +67,11 @@ def register_datasets(register: Callable[[DatasetSpec], None]) -> None:
 def register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``genzoo`` command line.
 
-    Called the first time the CLI is asked for a command it does not know (never for
-    ``--help`` or the core commands), so a slow plugin cannot slow those down. Keep it
-    cheap all the same: define the commands here and import heavy modules inside them.
-    ``genzoo plugins`` lists the commands each plugin added. A command whose name is taken
-    is undone and reported as the plugin's error.
+    Called the first time the CLI is asked for a command it does not know, and by
+    ``genzoo plugins`` (which lists the commands each plugin added); never for ``--help``
+    or the other core commands, so a slow plugin cannot slow those down. Keep it cheap all
+    the same: define the commands here and import heavy modules inside them. A command
+    whose name is taken is undone and reported as the plugin's error.
 
     Args:
         cli: the top-level click group; add commands with ``@cli.command()``.

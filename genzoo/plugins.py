@@ -115,7 +115,7 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...]]:
 
     selected = _selected()
     for ep in _entry_points():
-        if selected is not None and ep.name not in selected:
+        if selected is not None and not selected & set(_listed_names(ep)):
             continue
         dist = ep.dist
         info = PluginInfo(
@@ -144,7 +144,7 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...]]:
 
 def _check_selected(selected: set[str], available: list[metadata.EntryPoint]) -> None:
     """Warn about names in GENZOO_LOAD_PLUGINS that are not installed entry points."""
-    names = [ep.name for ep in available]
+    names = [name for ep in available for name in _listed_names(ep)]
     by_dist = {_normalise(ep.dist.name): ep for ep in available if ep.dist is not None}
     for name in sorted(selected - set(names)):
         ep = by_dist.get(_normalise(name))
@@ -153,6 +153,12 @@ def _check_selected(selected: set[str], available: list[metadata.EntryPoint]) ->
         warnings.warn(f"GENZOO_LOAD_PLUGINS names '{name}', which is not an installed plugin "
                       f"(it takes entry-point names, as `genzoo plugins` lists them).{hint}",
                       PluginWarning, stacklevel=3)
+
+
+def _listed_names(ep: metadata.EntryPoint) -> list[str]:
+    """The names GENZOO_LOAD_PLUGINS takes for ``ep``: its entry-point name, and the
+    ``name (distribution)`` form `genzoo plugins` shows when two share a name."""
+    return [ep.name] + ([f"{ep.name} ({ep.dist.name})"] if ep.dist is not None else [])
 
 
 def _normalise(name: str) -> str:

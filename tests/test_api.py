@@ -46,6 +46,8 @@ def test_epochs_replace_the_presets_steps_as_on_the_command_line(tmp_path) -> No
     with pytest.raises(ConfigError, match="give epochs or steps, not both"):
         genzoo.train("vae", preset="tiny", epochs=1, steps=3, out=tmp_path / "both")
     assert not (tmp_path / "both").exists()
+    p = genzoo.api.plan("vae", **genzoo.api.length_overrides({"epochs": "none", "steps": 3}))
+    assert (p.train_config.epochs, p.train_config.steps) == (None, 3)  # "none" is not given
 
 
 def test_the_default_run_folder_is_named_by_model_backend_and_utc_time(tmp_path,
@@ -218,7 +220,8 @@ def test_precision_auto_is_bf16_only_on_a_cuda_gpu_that_has_it(tmp_path, monkeyp
     from genzoo.config import TrainConfig
 
     def resolved(precision: str, device: str, bf16_gpu: bool = True) -> str:
-        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16_gpu)
+        monkeypatch.setattr(torch.cuda, "get_device_capability",
+                            lambda *a, **k: (8, 0) if bf16_gpu else (7, 5))  # A100 / T4
         stub = types.SimpleNamespace(cfg=TrainConfig(precision=precision),
                                      generator=types.SimpleNamespace(device=torch.device(device)))
         return TorchTrainer.precision.func(stub)  # type: ignore[attr-defined]
@@ -231,7 +234,7 @@ def test_precision_auto_is_bf16_only_on_a_cuda_gpu_that_has_it(tmp_path, monkeyp
     run = genzoo.train("transformer", preset="tiny", precision="bf16", out=tmp_path / "bf16")
     assert math.isfinite(run.metrics["test"]["loss"])
     assert json.loads((run.path / "meta.json").read_text())["precision"] == "bf16"
-    plain = genzoo.train("vae", preset="tiny", steps=2, out=tmp_path / "auto")
+    plain = genzoo.train("vae", preset="tiny", steps=2, device="cpu", out=tmp_path / "auto")
     assert json.loads((plain.path / "meta.json").read_text())["precision"] == "fp32"
     with pytest.raises(ConfigError, match="precision=bf16 is supported by the torch backend"):
         genzoo.train("vae", "keras", preset="tiny", precision="bf16", out=tmp_path / "k")
@@ -253,3 +256,14 @@ def test_compile_trains_the_same_model(tmp_path) -> None:
     for split, key in (("train", "loss"), ("val", "val_loss"), ("test", "loss")):
         assert compiled.metrics[split][key] == pytest.approx(eager.metrics[split][key],
                                                              rel=0.02), split
+
+
+def test_keras_records_where_it_runs_and_warns_that_cpu_cannot_be_forced(monkeypatch) -> None:
+    from genzoo.backends import keras as keras_backend
+
+    assert genzoo.create("vae", "keras", "tiny").device == "cpu"  # this machine has no GPU
+    monkeypatch.setattr(keras_backend, "accelerators", lambda: 1)
+    with pytest.warns(UserWarning, match="Keras places the model itself and uses the GPU it "
+                                         "sees; to keep it on the CPU, hide the GPU"):
+        generator = genzoo.create("vae", "keras", "tiny", device="cpu")
+    assert generator.device == "gpu"

@@ -90,7 +90,7 @@ def test_labels_must_be_whole_numbers_from_zero(tmp_path, shared_data) -> None:
     labels.write_bytes(b"\x00\x00\x09\x01" + np.array([10000], ">u4").tobytes()
                        + bytes([0xFF]) * 10000)
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte: labels must be whole numbers "
-                                        "from 0, found int8 down to -1"):
+                                        "from 0, found -1"):
         load_dataset(str(tmp_path))
 
 
@@ -186,3 +186,39 @@ def test_text_batches_are_windows_of_block_size_plus_one() -> None:
     assert np.array_equal(batch, data.train_batches(4, 0, 8)(7))
     assert all(data.tokenizer.decode(row) in data.text for row in batch)  # contiguous windows
     assert isinstance(batches, TextBatches)
+
+
+def test_zero_sized_images_and_float_labels_are_refused(tmp_path) -> None:
+    from genzoo.data.images import load_idx_dir
+
+    def idx(name: str, code: int, dims: tuple[int, ...], payload: bytes) -> None:
+        header = bytes([0, 0, code, len(dims)]) + np.array(dims, ">u4").tobytes()
+        (tmp_path / name).write_bytes(header + payload)
+
+    idx("train-images-idx3-ubyte", 0x08, (20, 8, 0), b"")
+    with pytest.raises(DataError, match="expected uint8 images \\(N, H, W\\), found uint8 "
+                                        "\\(20, 8, 0\\)"):
+        load_idx_dir(tmp_path)
+    idx("train-images-idx3-ubyte", 0x08, (20, 4, 4), bytes(320))
+    idx("train-labels-idx1-ubyte", 0x0D, (20,), bytes(80))  # float32 labels
+    with pytest.raises(DataError, match="labels must be whole numbers, found float32 values"):
+        load_idx_dir(tmp_path)
+
+
+def test_a_run_made_with_a_relative_data_path_says_where_it_is_found(tmp_path,
+                                                                    monkeypatch) -> None:
+    import genzoo
+    from genzoo.errors import LookupFailed
+
+    (tmp_path / "corpus.txt").write_text("to be or not to be " * 40)
+    monkeypatch.chdir(tmp_path)
+    run = genzoo.train("transformer", preset="tiny", data="corpus.txt", steps=2,
+                       out=tmp_path / "run").path
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "dataset": "corpus.txt"}))  # old
+    monkeypatch.chdir(run)  # elsewhere: the relative path no longer resolves
+    with pytest.raises(LookupFailed, match="a path relative to the folder it was trained "
+                                           "from .*; run this from that folder$"):
+        genzoo.resume(run, steps=4, allow_changes=True)
+    with pytest.raises(LookupFailed, match="run this from that folder, or pass --data$"):
+        genzoo.evaluate(run)

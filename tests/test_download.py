@@ -179,3 +179,11 @@ def test_a_partial_data_dir_and_a_bad_mirror_are_told_apart(www, tmp_path, share
     assert "its mnist/ lacks train-labels-idx1-ubyte.gz" in result.stderr
     assert "dataset 'mnist' could not be downloaded" in result.stderr  # not "offline"
     assert "HTTP 404" in result.stderr
+
+
+def test_a_mirror_that_is_not_a_url_is_a_config_error(monkeypatch) -> None:
+    from genzoo.errors import ConfigError
+
+    monkeypatch.setenv("GENZOO_MIRROR", "notaurl")
+    with pytest.raises(ConfigError, match="GENZOO_MIRROR must be a URL starting with http://"):
+        dl.urls_for("mnist/t10k-labels-idx1-ubyte.gz")

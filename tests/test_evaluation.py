@@ -93,10 +93,10 @@ def test_genzoo_eval_for_an_image_model_writes_its_protocol(tmp_path) -> None:
     assert len(extractor["sha256"]) == 64 and extractor["test_accuracy"] > 0.95
     assert {"fd_train_vs_test", "is_test"} <= set(protocol["reference"])
     assert protocol["reference"]["fd_train_vs_test"] < metrics["fd"]
-    few = synthetic_images(tmp_path / "few", shape=(8, 8), n_train=600, n_test=3)
+    few = synthetic_images(tmp_path / "few", shape=(8, 8), n_train=600, n_test=9)
     refused = run_genzoo("eval", str(run), "--data", str(few))
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
-    assert "'few' has 3 images; genzoo eval needs at least 4" in refused.stderr
+    assert "'few' has 9 images; genzoo eval needs at least 10" in refused.stderr
 
 
 def test_genzoo_eval_for_a_text_model(tmp_path) -> None:

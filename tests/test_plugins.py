@@ -244,3 +244,34 @@ def test_two_distributions_with_one_entry_point_name_both_load(site, fresh_regis
     infos = _infos(fresh_registry)
     assert infos["vae (toy-plugin)"].models == ["toy/torch"]
     assert infos["vae (toy-plugin)"].error is None and infos["vae"].distribution == "genzoo"
+
+
+HIJACK = """
+import click
+from genzoo import hookimpl
+
+@hookimpl
+def register_commands(cli):
+    @cli.command()
+    def hello():
+        click.echo("hello")
+
+    @cli.command("train")
+    def hijack():
+        click.echo("hijacked")
+"""
+
+
+def test_a_plugin_command_never_replaces_a_core_one(site, fresh_registry):
+    import click
+
+    install(site, "hijack_plugin", HIJACK, "hijack")
+    group = click.Group()
+    core = click.Command("train", callback=lambda: None)
+    group.add_command(core)
+    with pytest.warns(PluginWarning, match="tried to replace the command 'genzoo train'"):
+        fresh_registry.register_commands(group)
+    assert group.commands["train"] is core and "hello" in group.commands
+    info = _infos(fresh_registry)["hijack"]
+    assert info.commands == ["hello"]
+    assert "tried to replace the command 'genzoo train'" in info.error

@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import functools  # noqa: E402
+import warnings  # noqa: E402
 from collections.abc import Mapping  # noqa: E402
 from contextlib import nullcontext  # noqa: E402
 from typing import Any  # noqa: E402
@@ -248,9 +249,9 @@ def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
         )
     gpus = accelerators()
     if device == "cpu" and gpus:
-        raise ConfigError("device 'cpu': Keras places the model itself and would use the GPU "
-                          "it sees; hide it to train on the CPU (CUDA_VISIBLE_DEVICES= genzoo "
-                          "...)")
+        warnings.warn("device 'cpu': Keras places the model itself and uses the GPU it sees; "
+                      "to keep it on the CPU, hide the GPU (CUDA_VISIBLE_DEVICES= genzoo ...)",
+                      UserWarning, stacklevel=2)
     keras.utils.set_random_seed(seed)
     with _scope():  # mirrored variables when several devices train one model
         model = import_object(spec.builder, f"builder of model '{spec.name}'")(config, info)

@@ -243,8 +243,12 @@ class TorchTrainer:
         is bf16 on a CUDA GPU that supports it, as meta.json records)."""
         device = self.generator.device
         if self.cfg.precision == "auto":
-            bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-            return "bf16" if bf16 else "fp32"
+            if device.type != "cuda":
+                return "fp32"
+            # Native bf16 only (Ampere, compute capability 8, and later; ROCm GPUs): older
+            # GPUs emulate it, slowly. Asked of this trainer's GPU, not the current one.
+            native = bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+            return "bf16" if native else "fp32"
         return self.cfg.precision
 
     def autocast(self) -> Any:

@@ -9,7 +9,7 @@ from genzoo.data.text import CharTokenizer, TextBatches, TextData, decode_utf8
 from genzoo.errors import DataError, LookupFailed, did_you_mean
 
 __all__ = ["CharTokenizer", "ImageBatches", "ImageData", "TextBatches", "TextData",
-           "dataset_ref", "fixed_batches", "load_dataset"]
+           "dataset_ref", "fixed_batches", "load_dataset", "recorded_dataset"]
 
 
 def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData | TextData:
@@ -70,6 +70,22 @@ def dataset_ref(name_or_path: str) -> str:
     if name_or_path in get_registry().datasets:
         return name_or_path
     return str(Path(name_or_path).expanduser().absolute())
+
+
+def recorded_dataset(ref: str, run: Path, other: str = "") -> str:
+    """A run's recorded dataset, checked: a relative path (runs made before paths were
+    recorded absolute) that does not resolve from here is an error saying why.
+
+    ``other`` ends that message with another way out (``genzoo eval``'s ``--data``).
+    """
+    from genzoo.registry import get_registry
+
+    path = Path(ref).expanduser()
+    if ref in get_registry().datasets or path.is_absolute() or path.exists():
+        return ref
+    raise LookupFailed(f"{run} was trained on '{ref}', a path relative to the folder it was "
+                       "trained from (older runs recorded paths so); run this from that "
+                       f"folder{other}")
 
 
 def _expect(kind: str | None, found: str, path: Path) -> None:

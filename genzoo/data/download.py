@@ -69,6 +69,9 @@ def urls_for(path: str) -> list[str]:
     """Where ``path`` can be fetched from, in order (``GENZOO_MIRROR`` replaces all)."""
     mirror = os.environ.get("GENZOO_MIRROR")
     if mirror:
+        if not mirror.startswith(("http://", "https://", "file://")):
+            raise ConfigError(f"GENZOO_MIRROR must be a URL starting with http://, https:// "
+                              f"or file://, not {mirror!r}")
         return [mirror.rstrip("/") + "/" + path]
     subdir, _, name = path.partition("/")
     return [base + name for base in MIRRORS.get(subdir, ())]

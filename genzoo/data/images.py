@@ -54,17 +54,21 @@ def _read_pair(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray | No
     if image_path is None:
         raise DataError(f"{directory} holds no {image_stem}[.gz] file")
     images = read_idx(image_path)
-    if images.ndim not in (3, 4) or images.dtype != np.uint8:
+    if images.ndim not in (3, 4) or images.dtype != np.uint8 or 0 in images.shape[1:]:
         raise DataError(
-            f"{image_path}: expected uint8 images (N, H, W), found {images.dtype} {images.shape}"
+            f"{image_path}: expected uint8 images (N, H, W), found {images.dtype.name} "
+            f"{images.shape}"
         )
     label_path = find_idx_file(directory, label_stem)
     labels = None
     if label_path is not None:
         raw = read_idx(label_path)
-        if not np.issubdtype(raw.dtype, np.integer) or (raw.size and raw.min() < 0):
+        if not np.issubdtype(raw.dtype, np.integer):
+            raise DataError(f"{label_path}: labels must be whole numbers, found "
+                            f"{raw.dtype.name} values")
+        if raw.size and raw.min() < 0:
             raise DataError(f"{label_path}: labels must be whole numbers from 0, found "
-                            f"{raw.dtype}" + (f" down to {raw.min()}" if raw.size else ""))
+                            f"{raw.min()}")
         labels = raw.astype(np.int64)
         if labels.shape != (len(images),):
             raise DataError(

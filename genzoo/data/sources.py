@@ -84,7 +84,7 @@ def locate(name: str, subdir: str, files: tuple[str, ...], fetch: bool = True) -
                    if local is not None and _is_dir(local / subdir) else [])
         if missing:  # a partial copy: say what it lacks
             where += f" (its {subdir}/ lacks {', '.join(missing)})"
-        failure = exc.failures[0] if exc.failures else "no mirror"
+        failure = "; ".join(exc.failures) or "no mirror"
         raise DataError(
             f"dataset '{name}' "
             + ("could not be downloaded" if exc.reached else "is not available offline")
