@@ -287,8 +287,15 @@ class Session:
         self.earlier = float(state.get("elapsed_s", 0.0))  # older checkpoints lack it
         if world().is_main:
             self.run_dir.truncate_log(step)
-            self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name})
+            precision = getattr(self.trainer, "precision", None)
+            self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name,
+                              **({"precision": precision} if precision else {})})
             self.reporter.message(f"resuming from {found}")
+            before = meta.get("precision")
+            if before and precision and before != precision:  # precision=auto, another device
+                warnings.warn(f"{self.run_dir.path} trained in {before} so far and continues "
+                              f"in {precision} on this device; to keep {before}, resume with "
+                              f"--set precision={before} --allow-changes", stacklevel=2)
         return step
 
     def _finished(self, step: int, total: int) -> CheckpointError:

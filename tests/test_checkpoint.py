@@ -137,8 +137,8 @@ GOLDEN = __import__("pathlib").Path(__file__).parent / "golden" / "tensor_names.
 def test_built_in_models_keep_their_tensor_names_and_shapes() -> None:
     """Checkpoints address tensors by name: a renamed layer would make every saved run
     unloadable. The names and shapes of each built-in model's tiny preset are pinned;
-    after a deliberate change, regenerate with GENZOO_UPDATE_GOLDEN=1 (and say so in the
-    changelog: old runs no longer load)."""
+    after a deliberate change, regenerate with GENZOO_UPDATE_GOLDEN=1, knowing that runs
+    saved before it no longer load."""
     import json
     import os
 

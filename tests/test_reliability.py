@@ -446,3 +446,20 @@ def test_a_run_being_trained_is_neither_overwritten_nor_resumed(trained, tmp_pat
     assert run.status() == "killed"  # "running", and nobody holds the lock
     result = run_genzoo("compare", str(run.path))
     assert result.returncode == 0 and "(killed)" in result.stdout, result.stderr
+
+
+def test_a_resume_in_another_precision_says_so(trained, tmp_path) -> None:
+    """precision=auto resolves per device: a run begun on a bf16 GPU and resumed on a CPU
+    continues in fp32. That is allowed, but said, and the resume record keeps it."""
+    import genzoo
+
+    run = _copy(trained, tmp_path / "run")
+    meta = json.loads((run / "meta.json").read_text())
+    (run / "meta.json").write_text(json.dumps({**meta, "precision": "bf16"}))
+    with pytest.warns(UserWarning, match="trained in bf16 so far and continues in fp32 on "
+                                         "this device; to keep bf16, resume with --set "
+                                         "precision=bf16 --allow-changes"):
+        genzoo.resume(run, steps=32, allow_changes=True, device="cpu")
+    events = [json.loads(line) for line in (run / "metrics.jsonl").open()]
+    assert [e.get("precision") for e in events if e["event"] == "resume"] == ["fp32"]
+    assert json.loads((run / "meta.json").read_text())["precision"] == "fp32"
