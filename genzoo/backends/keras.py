@@ -298,6 +298,7 @@ class KerasTrainer:
             for optimizer in self.optimizers.values():
                 _combine_across_replicas(optimizer, self.replicas)
         self._lr = cfg.lr
+        self._stepped = False
         if world().enabled:
             for optimizer in self.optimizers.values():
                 _average_before_apply(optimizer)
@@ -319,7 +320,17 @@ class KerasTrainer:
 
     def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
         if self.replicas == 1:
-            return self.model.train_on_batch(batch, return_dict=True)
+            if not self._stepped:  # the first step builds what the model still lacks
+                self._stepped = True
+                return self.model.train_on_batch(batch, return_dict=True)
+            # train_on_batch's work without its host sync: the metrics stay tensors on the
+            # device until a log line converts them (to_floats), as in the torch trainer.
+            # Keras's train function takes an iterator of batches on TensorFlow, a list on
+            # torch (as train_on_batch passes them).
+            self.model.reset_metrics()
+            data = [(batch, None, None)]
+            return self.model.train_function(data if keras.backend.backend() == "torch"
+                                             else iter(data))
         import tensorflow as tf
 
         # Each replica gets its slice of the global batch (train_on_batch would hand every
