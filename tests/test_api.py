@@ -267,3 +267,21 @@ def test_keras_records_where_it_runs_and_warns_that_cpu_cannot_be_forced(monkeyp
                                          "sees; to keep it on the CPU, hide the GPU"):
         generator = genzoo.create("vae", "keras", "tiny", device="cpu")
     assert generator.device == "gpu"
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_training_steps_leave_their_metrics_on_the_device(backend) -> None:
+    """No host sync per step: a step's metrics are framework tensors, made floats only
+    when the loop logs (Keras's own train_on_batch would convert every step)."""
+    from genzoo.backends import get_backend
+    from genzoo.data import load_dataset
+
+    p = genzoo.api.plan("vae", backend, "tiny")
+    generator = genzoo.create("vae", backend, "tiny")
+    trainer = get_backend(backend).make_trainer(generator, p.train_config)
+    batches = load_dataset("digits").train_batches(p.train_config.batch_size, seed=0)
+    trainer.train_step(batches(0))
+    metrics = trainer.train_step(batches(1))
+    assert not any(isinstance(v, (float, np.ndarray, np.generic)) for v in metrics.values())
+    floats = trainer.to_floats(metrics)
+    assert set(floats) >= {"loss", "kl", "recon"} and all(type(v) is float for v in floats.values())
