@@ -1,7 +1,9 @@
 """Minimal hand-written PyTorch loops for genzoo's torch models: the baselines against
 which the core loop's overhead is measured. Each trains the plugin's own network (its
 module and loss) the way a user would without genzoo: no registry, no metrics log, no
-checkpoints, one ``.item()`` every 50 steps for a printed loss."""
+checkpoints, one ``.item()`` every 50 steps for a printed loss. They use the run's
+optimizer settings (betas, weight decay on matrices, clipping) and set the learning rate
+of its schedule at every step, as genzoo does, so both loops do the same work."""
 
 from __future__ import annotations
 
@@ -25,35 +27,48 @@ def _helpers(device: str, bf16: bool) -> tuple[Callable[[Any], torch.Tensor], Ca
     return tensor, precision
 
 
-def vae_loop(module: Any, batches: Callable[[int], Any], lr: float, *, device: str = "cpu",
-             bf16: bool = False, total: int = 0) -> Callable[[int, int], None]:
-    opt = torch.optim.Adam(module.parameters(), lr=lr)
-    tensor, precision = _helpers(device, bf16)
-
-    def run(start: int, steps: int) -> None:
-        for step in range(start, start + steps):
-            with precision():
-                loss, _ = module.loss(tensor(batches(step)))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if step % 50 == 0:
-                loss.item()
-
-    return run
+def _optimizer(params: Any, cfg: Any) -> torch.optim.Optimizer:
+    """Adam or AdamW with the run's betas; weight decay on matrices only."""
+    params = [p for p in params if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
-def gan_loop(module: Any, batches: Callable[[int], Any], lr: float, *, device: str = "cpu",
-             bf16: bool = False, total: int = 0) -> Callable[[int, int], None]:
+def _schedule(cfg: Any, total: int) -> Callable[[int], float]:
+    """Linear warm-up, then constant or a cosine decay to ``min_lr`` at step ``total``."""
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        if cfg.lr_schedule == "constant":
+            return cfg.lr
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - 1 - cfg.warmup_steps))
+        return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
+
+    return lr_at
+
+
+def _set_lr(lr: float, *optimizers: torch.optim.Optimizer) -> None:
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
+def gan_loop(module: Any, batches: Callable[[int], Any], cfg: Any, *, device: str = "cpu",
+             bf16: bool = False, total: int = 2000) -> Callable[[int, int], None]:
     from genzoo_gan.torch_gan import discriminator_loss, generator_loss
 
     tensor, precision = _helpers(device, bf16)
     latent = module.config.latent_dim
-    opt_d = torch.optim.Adam(module.discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
-    opt_g = torch.optim.Adam(module.generator.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt_d = _optimizer(module.discriminator.parameters(), cfg)
+    opt_g = _optimizer(module.generator.parameters(), cfg)
+    lr_at = _schedule(cfg, total)
 
     def run(start: int, steps: int) -> None:
         for step in range(start, start + steps):
+            _set_lr(lr_at(step), opt_d, opt_g)
             real = tensor(batches(step)) * 2 - 1
             with torch.no_grad(), precision():
                 fake = module.generate(torch.randn(len(real), latent, device=device))
@@ -76,29 +91,23 @@ def gan_loop(module: Any, batches: Callable[[int], Any], lr: float, *, device: s
     return run
 
 
-def gpt_loop(module: Any, batches: Callable[[int], Any], lr: float, *, device: str = "cpu",
-             bf16: bool = False, total: int = 2000) -> Callable[[int, int], None]:
-    tensor, precision = _helpers(device, bf16)
+def loss_loop(module: Any, batches: Callable[[int], Any], cfg: Any, *, device: str = "cpu",
+              bf16: bool = False, total: int = 2000) -> Callable[[int, int], None]:
+    """A model trained through its ``loss`` (the VAE, the Transformer)."""
     params = [p for p in module.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": 0.1},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99))
-
-    def lr_at(step: int) -> float:  # nanoGPT's warm-up and cosine decay
-        if step < 100:
-            return lr * (step + 1) / 100
-        progress = min(1.0, (step - 100) / (total - 1 - 100))
-        return lr / 10 + 0.5 * (1 + math.cos(math.pi * progress)) * (lr - lr / 10)
+    opt = _optimizer(params, cfg)
+    lr_at = _schedule(cfg, total)
+    tensor, precision = _helpers(device, bf16)
 
     def run(start: int, steps: int) -> None:
         for step in range(start, start + steps):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step)
+            _set_lr(lr_at(step), opt)
             with precision():
                 loss, _ = module.loss(tensor(batches(step)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             if step % 50 == 0:
                 loss.item()
@@ -106,4 +115,4 @@ def gpt_loop(module: Any, batches: Callable[[int], Any], lr: float, *, device: s
     return run
 
 
-LOOPS = {"vae": vae_loop, "gan": gan_loop, "transformer": gpt_loop}
+LOOPS = {"vae": loss_loop, "gan": gan_loop, "transformer": loss_loop}

@@ -18,8 +18,10 @@ from typing import Any
 
 EXTRA = [("images_per_s", "images/s", "{:,.0f}"), ("tokens_per_s", "tokens/s", "{:,.0f}"),
          ("first_step_s", "first step", "{:.2f} s"), ("step_ms", "ms/step", "{:.1f}"),
-         ("peak_rss_mb", "peak RSS", "{:,.0f} MB"),
-         ("cuda_peak_allocated_mb", "CUDA peak", "{:,.0f} MB"),
+         ("peak_rss_mb", "peak RSS (process)", "{:,.0f} MiB"),  # older JSON files
+         ("peak_rss_mib", "peak RSS", "{:,.0f} MiB"),
+         ("rss_increase_mib", "RSS added", "{:,.0f} MiB"),
+         ("cuda_peak_allocated_mb", "CUDA peak", "{:,.0f} MiB"),
          ("model_tflops", "model TFLOP/s", "{:.3f}"), ("mfu", "MFU", "{:.1%}"),
          ("tokens_per_s_cached", "generate, cached", "{:,.0f} tok/s"),
          ("tokens_per_s_uncached", "generate, uncached", "{:,.0f} tok/s"),
@@ -49,7 +51,10 @@ def machine(data: dict[str, Any]) -> str:
         f"- CPU: {cpu.get('brand_raw', platform.processor() or '?')}, "
         f"{cpu.get('count', '?')} cores",
         f"- Python {info.get('python_version', platform.python_version())}; "
-        + ", ".join(f"{k} {v}" for k, v in (info.get("genzoo_versions") or _versions()).items()),
+        + (", ".join(f"{k} {v}" for k, v in info["genzoo_versions"].items())
+           if info.get("genzoo_versions") else
+           ", ".join(f"{k} {v}" for k, v in _versions().items())
+           + " (not recorded: this machine's versions)"),
     ]
     if info.get("gpu"):
         lines.insert(2, f"- GPU: {info['gpu']}")

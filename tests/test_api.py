@@ -250,6 +250,10 @@ def test_compile_trains_the_same_model(tmp_path) -> None:
     generator = genzoo.create("vae", preset="tiny")
     trainer = get_backend("torch").make_trainer(generator, TrainConfig(compile=True))
     assert trainer._loss._torchdynamo_orig_callable == generator.module.loss  # compiled
+    gan = genzoo.create("gan", preset="tiny")
+    with pytest.warns(UserWarning, match="'gan' trains through its own train_step, which runs "
+                                         "eagerly"):
+        get_backend("torch").make_trainer(gan, TrainConfig(compile=True))
     eager = genzoo.train("vae", preset="tiny", steps=6, out=tmp_path / "eager")
     compiled = genzoo.train("vae", preset="tiny", steps=6, compile=True, out=tmp_path / "c")
     assert json.loads((compiled.path / "config.json").read_text())["train_config"]["compile"]

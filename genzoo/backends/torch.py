@@ -23,6 +23,7 @@ correctly, only without DDP's overlap of communication with the backward pass.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -213,6 +214,10 @@ class TorchTrainer:
             loss = self.parallel(_Loss(self.module))
         self._loss: Callable[..., Any] | None = (torch.compile(loss) if cfg.compile and loss is not None
                                                    else loss)
+        if cfg.compile and self._custom_step is not None:
+            warnings.warn(f"compile=True compiles a model's loss; '{generator.spec.name}' trains "
+                          "through its own train_step, which runs eagerly", UserWarning,
+                          stacklevel=2)
 
     def parallel(self, network: torch.nn.Module) -> torch.nn.Module:
         """``network`` wrapped in DistributedDataParallel under torchrun; itself otherwise.
