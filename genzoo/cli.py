@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -249,6 +250,17 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
                    api.plan(model, backend, preset, data=data, **overrides))
         if planned.spec.backend == "keras" and keras_backend_name() != "torch":
             raise GenzooError(KERAS_MULTIPROCESS)
+        # Refused here, once, rather than by every rank with torchrun's report around it.
+        batch = planned.train_config.batch_size
+        if batch % nproc:
+            raise GenzooError(f"the batch of {batch} does not split evenly over {nproc} "
+                              f"processes; choose a multiple of {nproc}")
+        if resume is None and not overwrite and out_path is not None:
+            from genzoo.checkpoint import RunDir
+
+            if RunDir(out_path).holds_run():
+                raise GenzooError(f"{out_path} already holds a run; replace it (--overwrite) "
+                                  f"or continue it (--resume {out_path})")
         return _launch_torchrun(nproc, None if resume is not None else
                                 out_path or api.default_out(model, planned.spec.backend))
     reporter = make_reporter()
@@ -282,7 +294,29 @@ def _launch_torchrun(nproc: int, out: Path | None) -> None:
         args += ["--out", str(out)]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                f"--nproc_per_node={nproc}", "-m", "genzoo", *args]
-    code = subprocess.call(command)
+    proc = subprocess.Popen(command)
+    # The launcher outlives its ranks, never the other way round. A terminal's Ctrl-C
+    # reaches torchrun and the ranks directly (they stop together and checkpoint), so the
+    # launcher only waits; a SIGTERM sent to the launcher alone is passed to torchrun,
+    # which passes it to the ranks.
+    stopped: list[str] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopped.append(signal.Signals(signum).name)
+        if signum == signal.SIGTERM:
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped or code in (130, -signal.SIGINT, -signal.SIGTERM):
+        # The ranks stopped together and rank 0 said where (interrupted at step N).
+        click.echo(f"genzoo: distributed training stopped ({stopped[0] if stopped else 'Ctrl-C'}); "
+                   "continue it with --resume and the same --nproc", err=True)
+        raise SystemExit(130)
     if code != 0:
         raise GenzooError(f"distributed training failed (torchrun exited with {code}); "
                           "the failing rank's error is above")

@@ -48,7 +48,15 @@ def world() -> World:
 
 def timeout_s() -> float:
     """How long a collective may wait for a dead or stuck rank before the job fails."""
-    return float(os.environ.get("GENZOO_DIST_TIMEOUT", "60"))
+    value = os.environ.get("GENZOO_DIST_TIMEOUT", "60")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"GENZOO_DIST_TIMEOUT must be a number of seconds above 0, "
+                          f"not {value!r}")
+    return seconds
 
 
 def init_from_env() -> World:
@@ -66,6 +74,9 @@ def init_from_env() -> World:
     if backend not in ("nccl", "gloo"):
         raise ConfigError(f"GENZOO_DIST_BACKEND must be nccl or gloo, not {backend!r}")
     if backend == "nccl":
+        if not torch.cuda.is_available():
+            raise ConfigError("GENZOO_DIST_BACKEND=nccl needs CUDA GPUs; this machine has "
+                              "none (use gloo)")
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s()))
     _WORLD = World(dist.get_rank(), dist.get_world_size(), local_rank)
@@ -131,6 +142,38 @@ def all_average(tensors: list[Any]) -> list[Any]:
         out.append(flat[offset:offset + t.numel()].view_as(t))
         offset += t.numel()
     return out
+
+
+def _collective_device() -> Any:
+    import torch
+    import torch.distributed as dist
+
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is true on any rank (every rank must call this at the same step)."""
+    if not world().enabled:
+        return flag
+    import torch
+
+    box = torch.tensor([1.0 if flag else 0.0], device=_collective_device())
+    return bool(all_average([box])[0].item() > 0)
+
+
+def average_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Scalar metrics (tensors or numbers) averaged over ranks, as 0-d tensors: the logged
+    figures of a job are its global batch's, as one process would log them."""
+    if not world().enabled or not values:
+        return values
+    import torch
+
+    device = _collective_device()
+    tensors = [torch.as_tensor(v, dtype=torch.float64, device=device).detach().reshape(())
+               for v in values.values()]
+    return dict(zip(values, all_average(tensors)))
 
 
 def average_gradients(params: list[Any]) -> None:

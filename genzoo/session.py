@@ -20,7 +20,7 @@ from genzoo.api import Plan, Run, check_origin, weights_metadata
 from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, complete_checkpoints,
                                load_tensors, read_checkpoint, remove_unfinished_checkpoints,
                                save_tensors, write_checkpoint)
-from genzoo.distributed import Sharded, world
+from genzoo.distributed import Sharded, any_rank, world
 from genzoo.errors import CheckpointError, DataError, one_line
 from genzoo.progress import Reporter
 from genzoo.protocols import History
@@ -97,7 +97,7 @@ class Session:
         val_batches, test_batches = self._eval_sources(data, text_val)
         hooks = LoopHooks(log=self._log if main else lambda record: None,
                           checkpoint=self._checkpoint if main else None,
-                          on_eval=self._on_eval, should_stop=lambda: self.stop_requested,
+                          on_eval=self._on_eval, should_stop=self._should_stop,
                           reporter=self.reporter)
         try:
             with self._ctrl_c():
@@ -112,7 +112,8 @@ class Session:
             self._write_meta("interrupted", exc.step, self._elapsed(), {})
             raise Interrupted(exc.step, (
                 f"interrupted at step {exc.step}; checkpoint written. Continue with: "
-                f"genzoo train {p.spec.name} --resume {self.run_dir.path}")) from None
+                f"genzoo train {p.spec.name} --resume {self.run_dir.path}"
+                + (f" --nproc {world().size}" if world().enabled else ""))) from None
         except Diverged as exc:
             if main:
                 self._write_meta("diverged", exc.step, self._elapsed(), {})
@@ -198,24 +199,48 @@ class Session:
             self.best = {"step": step, "val_loss": metrics["loss"]}
 
     # -- pieces ----------------------------------------------------------------------------
+    def _should_stop(self, done: int) -> bool:
+        """Ctrl-C's request, after step ``done``. Under torchrun every rank gets its own
+        signal, at its own step: the ranks agree, at the steps where they log anyway (no
+        extra sync per step), and stop together."""
+        if not world().enabled:
+            return self.stop_requested
+        if done % self.plan.train_config.log_every:
+            return False
+        return any_rank(self.stop_requested)
+
     @contextmanager
     def _ctrl_c(self) -> Iterator[None]:
-        """First Ctrl-C: finish the step, checkpoint, stop. Second: stop at once."""
+        """First Ctrl-C: finish the step, checkpoint, stop. Second: stop at once.
+
+        Under torchrun a rank hears one Ctrl-C twice (from the terminal, then passed on by
+        torchrun, which also sends SIGTERM when it shuts the job down): there, repeats
+        are ignored, SIGTERM stops the same way, and the ranks stop together at the next
+        logged step (torchrun kills ranks that take longer than 30 s).
+        """
+        distributed = world().enabled
+
         def handler(signum: int, frame: Any) -> None:
             if self.stop_requested:
+                if distributed:
+                    return
                 raise KeyboardInterrupt
             self.stop_requested = True
-            self.reporter.message("stopping after this step (Ctrl-C again to quit at once)")
+            self.reporter.message(
+                "stopping at the next logged step, with every rank" if distributed else
+                "stopping after this step (Ctrl-C again to quit at once)")
 
+        signals = [signal.SIGINT] + ([signal.SIGTERM] if distributed else [])
         try:
-            previous = signal.signal(signal.SIGINT, handler)
+            previous = {sig: signal.signal(sig, handler) for sig in signals}
         except ValueError:  # not the main thread: leave signals alone
             yield
             return
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
     def _elapsed(self) -> float:
         """Seconds of training so far, over every process that trained this run."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from genzoo.config import TrainConfig
+from genzoo.distributed import any_rank, average_values
 from genzoo.errors import GenzooError
 from genzoo.progress import Reporter
 from genzoo.protocols import History, Trainer
@@ -50,7 +51,7 @@ class LoopHooks:
     log: Callable[[dict[str, Any]], None] = lambda record: None
     checkpoint: Callable[[int], None] | None = None
     on_eval: Callable[[int, dict[str, float]], None] = lambda step, metrics: None
-    should_stop: Callable[[], bool] = lambda: False
+    should_stop: Callable[[int], bool] = lambda done: False  # asked after each step
     reporter: Reporter = field(default_factory=Reporter)
 
 
@@ -117,6 +118,11 @@ class _Loop:
         self.pending: dict[str, Any] = {}
         self.n_pending = 0
         self.t0 = time.perf_counter()
+        # Under torchrun only rank 0 evaluates and checkpoints, but every rank must log at
+        # the same steps (the logged metrics are averaged over ranks): the schedule asks
+        # whether any rank does.
+        self.any_evaluates = any_rank(eval_batches is not None)
+        self.any_checkpoints = any_rank(hooks.checkpoint is not None)
 
     def step(self, step: int) -> None:
         lr = lr_at(step, self.total, self.cfg)
@@ -126,23 +132,23 @@ class _Loop:
         self.n_pending += 1
         done = step + 1
         last = done == self.total
-        stop = self.hooks.should_stop()
-        do_eval = self.eval_batches is not None and (done % self.eval_every == 0 or last)
-        do_ckpt = (self.hooks.checkpoint is not None and self.cfg.checkpoint_every > 0
-                   and done % self.cfg.checkpoint_every == 0 and not last)
-        if done % self.cfg.log_every == 0 or last or do_eval or do_ckpt or stop:
+        stop = self.hooks.should_stop(done)
+        eval_due = self.any_evaluates and (done % self.eval_every == 0 or last)
+        ckpt_due = (self.any_checkpoints and self.cfg.checkpoint_every > 0
+                    and done % self.cfg.checkpoint_every == 0 and not last)
+        if done % self.cfg.log_every == 0 or last or eval_due or ckpt_due or stop:
             self.log_train(done, lr)  # also the NaN guard, before any checkpoint
         else:
             self.hooks.reporter.advance(done)
-        if do_eval:
+        if eval_due and self.eval_batches is not None:
             self.log_eval(done)
         if stop:
             raise Interrupted(done)
-        if do_ckpt and self.hooks.checkpoint is not None:  # (do_ckpt implies it)
+        if ckpt_due and self.hooks.checkpoint is not None:
             self.hooks.checkpoint(done)
 
     def log_train(self, done: int, lr: float) -> None:
-        floats = self.trainer.to_floats(self.pending)
+        floats = self.trainer.to_floats(average_values(self.pending))  # over ranks
         metrics = ordered({k: v / self.n_pending for k, v in floats.items()})
         self.pending, self.n_pending = {}, 0
         _guard(metrics, done)

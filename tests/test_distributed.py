@@ -39,10 +39,18 @@ PER_RANK = textwrap.dedent("""
     if os.environ.get("KILL_RANK") == os.environ["RANK"]:
         threading.Timer(float(os.environ["KILL_AFTER"]),
                         lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
+    if os.environ.get("INT_RANK") == os.environ["RANK"]:  # Ctrl-C reaching one rank first
+        threading.Timer(float(os.environ["INT_AFTER"]),
+                        lambda: os.kill(os.getpid(), signal.SIGINT)).start()
     run = genzoo.train(model, backend, preset, steps=steps, out=out, checkpoint_every=0)
     save_tensors(f"{out}/rank{world().rank}.safetensors", run.generator.state())
     with open(f"{out}/ddp{world().rank}.json", "w") as f:
         json.dump(wrapped, f)
+    if backend == "keras":  # the noise each rank draws next
+        import keras, numpy as np
+        seeds = run.generator.model.seed_generator
+        np.save(f"{out}/noise{world().rank}.npy",
+                keras.ops.convert_to_numpy(keras.random.normal((8,), seed=seeds)))
 """)
 
 
@@ -82,6 +90,13 @@ def test_two_processes_match_one_and_each_other(model, script, tmp_path) -> None
         assert one.returncode == 0, one.stderr
         # The same global batch on one process: equal up to floating-point rounding.
         assert _max_diff(rank0, load_tensors(tmp_path / "one" / "model.safetensors")) < 1e-5
+        # ... and the same logged figures: the ranks' metrics are averaged, not rank 0's.
+        def logged(run: Path) -> list[tuple[int, float]]:
+            return [(e["step"], e["loss"]) for e in map(json.loads, (run / "metrics.jsonl")
+                                                        .open()) if e["event"] == "train"]
+        one_log, two_log = logged(tmp_path / "one"), logged(two)
+        assert [s for s, _ in two_log] == [s for s, _ in one_log]
+        assert [v for _, v in two_log] == pytest.approx([v for _, v in one_log], rel=1e-5)
     # Rank 0 alone wrote: every step is logged once, one set of run files.
     events = [json.loads(line) for line in (two / "metrics.jsonl").open()]
     steps = [e["step"] for e in events if e["event"] == "train"]
@@ -109,6 +124,24 @@ def test_keras_models_train_data_parallel_on_the_torch_backend(script, tmp_path)
     losses = [e["loss"] for e in map(json.loads, (tmp_path / "metrics.jsonl").open())
               if e["event"] == "train"]
     assert losses[-1] < losses[0]  # it learned, and every rank holds the same weights
+    # Each rank draws its own noise (the same seed on every rank would give the same).
+    noise0, noise1 = (np.load(tmp_path / f"noise{r}.npy") for r in (0, 1))
+    assert not np.allclose(noise0, noise1)
+
+
+def test_ctrl_c_reaching_one_rank_stops_every_rank_at_one_step(script, tmp_path) -> None:
+    """torchrun signals each rank on its own: the ranks agree on the step to stop at, so
+    rank 0 writes a whole checkpoint instead of a collective failing midway."""
+    result = torchrun(script, str(tmp_path), "vae", "100000",
+                      env={"INT_RANK": "1", "INT_AFTER": "6"})
+    assert result.returncode != 0  # genzoo.train raised Interrupted in the script
+    assert "interrupted at step" in result.stderr, result.stderr[-3000:]
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["status"] == "interrupted", meta
+    log_every = json.loads((tmp_path / "config.json").read_text())["train_config"]["log_every"]
+    assert meta["step"] > 0 and meta["step"] % log_every == 0
+    latest = (tmp_path / "checkpoints" / "latest").read_text().strip()
+    assert latest == checkpoint_name(meta["step"])
 
 
 def test_genzoo_train_nproc_and_resume(tmp_path) -> None:
@@ -227,3 +260,22 @@ def test_keras_mirrored_replicas_draw_different_noise(tmp_path) -> None:
     for first, second in found["drawn"]:
         assert not np.allclose(first, second)
     assert all(step == [0, 1] for step in found["steps"])
+
+
+def test_the_launcher_refuses_what_every_rank_would_refuse(tmp_path) -> None:
+    result = run_genzoo("train", "vae", "--preset", "tiny", "--nproc", "3", "--batch-size", "32",
+                        "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "the batch of 32 does not split evenly over 3 processes" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_distributed_settings_are_checked(monkeypatch) -> None:
+    from genzoo import distributed
+    from genzoo.errors import ConfigError
+
+    for bad in ("abc", "0", "-5"):
+        monkeypatch.setenv("GENZOO_DIST_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match="GENZOO_DIST_TIMEOUT must be a number of "
+                                              "seconds above 0"):
+            distributed.timeout_s()

@@ -302,6 +302,7 @@ class KerasTrainer:
         if world().enabled:
             for optimizer in self.optimizers.values():
                 _average_before_apply(optimizer)
+            _distinct_rank_streams(self.model, world().rank)
 
     def _compile(self, cfg: TrainConfig) -> None:
         """Compile the model with its optimizers (under the strategy's scope)."""
@@ -437,6 +438,32 @@ def _average_before_apply(optimizer: keras.optimizers.Optimizer) -> None:
         return apply(all_average(list(grads)), trainable_variables)
 
     optimizer.apply = averaged
+
+
+def _distinct_rank_streams(model: keras.Model, rank: int) -> None:
+    """Give each torchrun rank its own random numbers (Keras on torch under DDP).
+
+    Every rank builds the same model from the same seed, so its seed generators would draw
+    the same noise on every rank (a GAN's ranks would all make the same fakes, a VAE's
+    the same latent noise). As for MirroredStrategy's replicas, each draw's seed is offset
+    by the rank; rank 0 keeps the single-process stream, and the state that checkpoints
+    save advances exactly as before.
+    """
+    if rank == 0:
+        return
+    for layer in model._flatten_layers(include_self=True):  # Keras keeps no public list
+        for generator in getattr(layer, "_seed_generators", []):
+            if getattr(generator, "_genzoo_per_rank", False):
+                continue
+            generator._genzoo_per_rank = True
+
+            def next_seed(ordered: bool = True, plain: Any = generator.next) -> Any:
+                seed = plain(ordered)
+                offset = keras.ops.convert_to_tensor([rank * _REPLICA_SEED_STRIDE, 0],
+                                                     dtype=seed.dtype)
+                return seed + offset
+
+            generator.next = next_seed
 
 
 def _distinct_replica_streams(model: keras.Model) -> None:
