@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 import math
 import numbers
+import os
 import re
 import types
 import typing
@@ -108,6 +109,19 @@ def check_seed(seed: Any, name: str = "seed") -> int | None:
             or not 0 <= int(seed) <= MAX_SEED:
         raise ConfigError(f"{name} must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
     return int(seed)
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """A number of seconds from the environment variable ``name`` (``default`` if unset);
+    anything but a finite number above 0 is a ``ConfigError`` naming the variable."""
+    value = os.environ.get(name, str(default))
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"{name} must be a number of seconds above 0, not {value!r}")
+    return seconds
 
 
 def next_seed(seed: int, i: int = 1) -> int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from genzoo.config import seconds_from_env
 from genzoo.errors import ConfigError
 
 
@@ -48,15 +49,7 @@ def world() -> World:
 
 def timeout_s() -> float:
     """How long a collective may wait for a dead or stuck rank before the job fails."""
-    value = os.environ.get("GENZOO_DIST_TIMEOUT", "60")
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 < seconds < float("inf"):
-        raise ConfigError(f"GENZOO_DIST_TIMEOUT must be a number of seconds above 0, "
-                          f"not {value!r}")
-    return seconds
+    return seconds_from_env("GENZOO_DIST_TIMEOUT", 60)
 
 
 def init_from_env() -> World:

@@ -17,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from genzoo.config import seconds_from_env
 from genzoo.errors import ConfigError, DataError
 
 
@@ -79,15 +80,7 @@ def urls_for(path: str) -> list[str]:
 
 def timeout() -> float:
     """Seconds a download attempt waits for the server: ``GENZOO_DOWNLOAD_TIMEOUT``, 30."""
-    value = os.environ.get("GENZOO_DOWNLOAD_TIMEOUT", "30")
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 < seconds < float("inf"):
-        raise ConfigError(f"GENZOO_DOWNLOAD_TIMEOUT must be a number of seconds above 0, "
-                          f"not {value!r}")
-    return seconds
+    return seconds_from_env("GENZOO_DOWNLOAD_TIMEOUT", 30)
 
 
 def verify_file(path: Path, expected: RemoteFile, remedy: str = "delete it to fetch it again"
