@@ -18,10 +18,6 @@ os.environ.setdefault("KERAS_HOME", str(_HOME / "keras"))
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-# OpenMP threads that sleep instead of spinning when idle: on a shared or busy 2-core runner
-# spinning threads make every tiny torch step wait for a core (5-15x slower); the same
-# two threads and code paths run, and subprocesses inherit it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ["XDG_CACHE_HOME"] = str(_HOME / "cache")
 os.environ.pop("GENZOO_LOAD_PLUGINS", None)
 if SHARED_DATA.is_dir():

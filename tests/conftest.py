@@ -5,6 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# The tests only (set before anything imports torch): OpenMP threads that sleep instead of
+# spinning when idle. On a shared or busy 2-core runner spinning threads make every tiny
+# torch step wait for a core (5-15x slower); the same two threads and code paths run, and
+# subprocesses inherit it. Not for the benchmarks: on an idle machine it makes torch's
+# small steps up to 1.7x slower (the Transformer's 37.6 against 62.7 ms), so they measure
+# the default.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
