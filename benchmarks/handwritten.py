@@ -1,18 +1,21 @@
 """Minimal hand-written PyTorch loops for genzoo's torch models: the baselines against
 which the core loop's overhead is measured. Each trains the plugin's own network (its
 module and loss) the way a user would without genzoo: no registry, no metrics log, no
-checkpoints, one ``.item()`` every 50 steps for a printed loss. They use the run's
-optimizer settings (betas, weight decay on matrices, clipping) and set the learning rate
-of its schedule at every step, as genzoo does, so both loops do the same work."""
+checkpoints, one ``.item()`` every 50 steps for a printed loss. They build the run's
+optimizer and set its schedule's learning rate at every step with genzoo's own
+``make_optimizer`` and ``lr_at`` (the arithmetic is not what is measured), so both loops
+do the same work."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
 import torch
+
+from genzoo.backends.torch import make_optimizer
+from genzoo.schedule import lr_at
 
 
 def _helpers(device: str, bf16: bool) -> tuple[Callable[[Any], torch.Tensor], Callable[[], Any]]:
@@ -27,29 +30,6 @@ def _helpers(device: str, bf16: bool) -> tuple[Callable[[Any], torch.Tensor], Ca
     return tensor, precision
 
 
-def _optimizer(params: Any, cfg: Any) -> torch.optim.Optimizer:
-    """Adam or AdamW with the run's betas; weight decay on matrices only."""
-    params = [p for p in params if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-
-
-def _schedule(cfg: Any, total: int) -> Callable[[int], float]:
-    """Linear warm-up, then constant or a cosine decay to ``min_lr`` at step ``total``."""
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return cfg.lr * (step + 1) / cfg.warmup_steps
-        if cfg.lr_schedule == "constant":
-            return cfg.lr
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - 1 - cfg.warmup_steps))
-        return cfg.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
-
-    return lr_at
-
-
 def _set_lr(lr: float, *optimizers: torch.optim.Optimizer) -> None:
     for opt in optimizers:
         for group in opt.param_groups:
@@ -62,13 +42,12 @@ def gan_loop(module: Any, batches: Callable[[int], Any], cfg: Any, *, device: st
 
     tensor, precision = _helpers(device, bf16)
     latent = module.config.latent_dim
-    opt_d = _optimizer(module.discriminator.parameters(), cfg)
-    opt_g = _optimizer(module.generator.parameters(), cfg)
-    lr_at = _schedule(cfg, total)
+    opt_d = make_optimizer(module.discriminator.parameters(), cfg)
+    opt_g = make_optimizer(module.generator.parameters(), cfg)
 
     def run(start: int, steps: int) -> None:
         for step in range(start, start + steps):
-            _set_lr(lr_at(step), opt_d, opt_g)
+            _set_lr(lr_at(step, total, cfg), opt_d, opt_g)
             real = tensor(batches(step)) * 2 - 1
             with torch.no_grad(), precision():
                 fake = module.generate(torch.randn(len(real), latent, device=device))
@@ -95,13 +74,12 @@ def loss_loop(module: Any, batches: Callable[[int], Any], cfg: Any, *, device: s
               bf16: bool = False, total: int = 2000) -> Callable[[int, int], None]:
     """A model trained through its ``loss`` (the VAE, the Transformer)."""
     params = [p for p in module.parameters() if p.requires_grad]
-    opt = _optimizer(params, cfg)
-    lr_at = _schedule(cfg, total)
+    opt = make_optimizer(params, cfg)
     tensor, precision = _helpers(device, bf16)
 
     def run(start: int, steps: int) -> None:
         for step in range(start, start + steps):
-            _set_lr(lr_at(step), opt)
+            _set_lr(lr_at(step, total, cfg), opt)
             with precision():
                 loss, _ = module.loss(tensor(batches(step)))
             opt.zero_grad(set_to_none=True)

@@ -105,8 +105,7 @@ def image_quality(generator: Any, data: Any, samples: int,
                                 precision_recall)
     from genzoo.metrics.classifier import load_or_train, reference_values
 
-    _check_enough(data)
-    clf = load_or_train(data, reporter)
+    clf = load_or_train(data, reporter)  # (evaluate_run checked the split's size)
     n = min(samples, len(data.test))
     with reporter.task(f"{generator.spec.name}: generating {samples} images"):
         fake = generator.sample(samples, seed=EVAL_SEED)

@@ -440,57 +440,49 @@ def _average_before_apply(optimizer: keras.optimizers.Optimizer) -> None:
     optimizer.apply = averaged
 
 
-def _distinct_rank_streams(model: keras.Model, rank: int) -> None:
-    """Give each torchrun rank its own random numbers (Keras on torch under DDP).
+def _offset_seed_streams(model: keras.Model, marker: str, offset: Any) -> None:
+    """Wrap every seed generator of ``model`` so each draw's seed is shifted by
+    ``offset(seed)`` (a tensor like the seed, or ``None`` for no shift).
 
-    Every rank builds the same model from the same seed, so its seed generators would draw
-    the same noise on every rank (a GAN's ranks would all make the same fakes, a VAE's
-    the same latent noise). As for MirroredStrategy's replicas, each draw's seed is offset
-    by the rank; rank 0 keeps the single-process stream, and the state that checkpoints
-    save advances exactly as before.
+    Copies of one model (MirroredStrategy's replicas, torchrun's ranks) are built from
+    the same seed, so they would all draw the same noise (a GAN's copies would all make
+    the same fakes). Copy 0 keeps the single-device stream, and the generators' state,
+    which is what checkpoints save, advances exactly as before. ``marker`` makes a second
+    call (a second trainer, a shared generator) do nothing.
     """
-    if rank == 0:
-        return
     for layer in model._flatten_layers(include_self=True):  # Keras keeps no public list
         for generator in getattr(layer, "_seed_generators", []):
-            if getattr(generator, "_genzoo_per_rank", False):
+            if getattr(generator, marker, False):
                 continue
-            generator._genzoo_per_rank = True
+            setattr(generator, marker, True)
 
             def next_seed(ordered: bool = True, plain: Any = generator.next) -> Any:
                 seed = plain(ordered)
-                offset = keras.ops.convert_to_tensor([rank * _REPLICA_SEED_STRIDE, 0],
-                                                     dtype=seed.dtype)
-                return seed + offset
+                shift = offset(seed)
+                return seed if shift is None else seed + shift
 
             generator.next = next_seed
+
+
+def _distinct_rank_streams(model: keras.Model, rank: int) -> None:
+    """Each torchrun rank its own random numbers (Keras on torch under DDP)."""
+    if rank:
+        _offset_seed_streams(model, "_genzoo_per_rank", lambda seed: keras.ops.convert_to_tensor(
+            [rank * _REPLICA_SEED_STRIDE, 0], dtype=seed.dtype))
 
 
 def _distinct_replica_streams(model: keras.Model) -> None:
-    """Give each replica its own random numbers under ``MirroredStrategy``.
-
-    A seed generator's state is one mirrored variable, so every replica would draw the
-    same noise (a GAN's replicas would all make the same fakes). Each draw's seed is
-    offset by the replica's index; replica 0 keeps the single-device stream, and the
-    state, which is what checkpoints save, advances exactly as before.
-    """
+    """Each MirroredStrategy replica its own random numbers."""
     import tensorflow as tf
 
-    for layer in model._flatten_layers(include_self=True):  # Keras keeps no public list
-        for generator in getattr(layer, "_seed_generators", []):
-            if getattr(generator, "_genzoo_per_replica", False):
-                continue  # already done (a second trainer, or a shared generator)
-            generator._genzoo_per_replica = True
+    def offset(seed: Any) -> Any:
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return None
+        replica = tf.cast(context.replica_id_in_sync_group, seed.dtype)
+        return tf.stack([replica * _REPLICA_SEED_STRIDE, 0 * replica])
 
-            def next_seed(ordered: bool = True, plain: Any = generator.next) -> Any:
-                seed = plain(ordered)
-                context = tf.distribute.get_replica_context()
-                if context is None or context.num_replicas_in_sync == 1:
-                    return seed
-                replica = tf.cast(context.replica_id_in_sync_group, seed.dtype)
-                return seed + tf.stack([replica * _REPLICA_SEED_STRIDE, 0 * replica])
-
-            generator.next = next_seed
+    _offset_seed_streams(model, "_genzoo_per_replica", offset)
 
 
 _REPLICA_SEED_STRIDE = 1_000_003  # a prime: replica r's seeds sit far from replica 0's
