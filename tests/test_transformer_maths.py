@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,3 +158,17 @@ def test_keras_on_torch_generates_without_touching_grad_mode() -> None:
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["ok", "24"]
+
+
+def test_in_nanogpts_random_order_genzoo_prints_nanogpts_log(shared_data) -> None:
+    """genzoo's model, initialisation, optimiser, clipping and training step compute what
+    nanoGPT's do: on windows drawn in nanoGPT's order at its seed (scripts/nanogpt_order.py)
+    the nanogpt-cpu recipe prints the step-0 losses that runs of nanoGPT print, and 250
+    steps into the run whose step-2000 line is nanoGPT's too (docs/models/transformer.md)."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "nanogpt_order.py"
+    done = subprocess.run([sys.executable, str(script), "--seed", "1337", "--until", "250"],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "GENZOO_DATA_DIR": str(shared_data)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["step 0: train loss 4.1676, val loss 4.1649",
+                                        "step 250: train loss 2.4293, val loss 2.4447"]
