@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from genzoo import _tfenv  # noqa: E402,F401  (first: before anything loads TensorFlow)
 from genzoo.hookspecs import hookimpl  # noqa: E402
 from genzoo.api import Run, compare, create, evaluate, load, resume, train  # noqa: E402
 from genzoo.errors import GenzooError  # noqa: E402

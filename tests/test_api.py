@@ -211,6 +211,28 @@ def test_tensorflow_imported_first_with_onednn_is_a_warning(tmp_path) -> None:
     assert result.stdout.strip().splitlines()[-1] == "True", result.stderr[-2000:]
 
 
+def test_tensorflow_imported_after_genzoo_or_a_plugin_keeps_its_plain_kernels(tmp_path) -> None:
+    """Importing genzoo (here through a plugin's Keras module, whose package imports genzoo)
+    is what sets TensorFlow's environment: TensorFlow loaded afterwards, by the plugin or
+    by the program, has no banner and no oneDNN kernels, and training does not warn."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import warnings, genzoo_vae.keras_vae, tensorflow, genzoo\n"
+            "with warnings.catch_warnings(record=True) as seen:\n"
+            "    warnings.simplefilter('always')\n"
+            f"    genzoo.train('vae', 'keras', 'tiny', steps=1, out={str(tmp_path / 'r')!r})\n"
+            "print(any('oneDNN' in str(w.message) for w in seen))\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**env, "KERAS_BACKEND": "tensorflow"}, cwd=tmp_path,
+                            timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr[-2000:]
+    assert "oneDNN custom operations" not in result.stderr
+
+
 def test_precision_auto_is_bf16_only_on_a_cuda_gpu_that_has_it(tmp_path, monkeypatch) -> None:
     import types
 

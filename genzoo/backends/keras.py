@@ -19,35 +19,26 @@ its state is saved in checkpoints, which makes resumed runs exact.
 
 from __future__ import annotations
 
+import functools
 import os
-import sys
+import warnings
+from collections.abc import Mapping
+from contextlib import nullcontext
+from typing import Any
 
-# Before Keras imports TensorFlow: keep its C++ banner quiet, and use its plain CPU
-# kernels, whose results do not depend on thread scheduling (exact resume needs that).
-# Too late if TensorFlow is already loaded (a notebook that imported it first): say so.
-ONEDNN_ALREADY_ON = ("tensorflow" in sys.modules
-                     and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+import keras  # importing genzoo set TensorFlow's environment first (genzoo._tfenv)
+import numpy as np
 
-import functools  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Mapping  # noqa: E402
-from contextlib import nullcontext  # noqa: E402
-from typing import Any  # noqa: E402
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from genzoo.backends.common import (check_interpolate, check_sample,  # noqa: E402
-                                    check_state_matches, describe, random_seed, slerp)
-from genzoo.backends.text import TextSampling  # noqa: E402
-from genzoo.config import TrainConfig  # noqa: E402
-from genzoo.distributed import all_average, world  # noqa: E402
-from genzoo.errors import CheckpointError, ConfigError  # noqa: E402
-from genzoo.protocols import DataInfo  # noqa: E402
-from genzoo.backends import KERAS_MULTIPROCESS  # noqa: E402
-from genzoo.registry import ModelSpec, import_object  # noqa: E402
+from genzoo._tfenv import ONEDNN_ALREADY_ON
+from genzoo.backends import KERAS_MULTIPROCESS
+from genzoo.backends.common import (check_interpolate, check_sample, check_state_matches,
+                                    describe, random_seed, slerp)
+from genzoo.backends.text import TextSampling
+from genzoo.config import TrainConfig
+from genzoo.distributed import all_average, world
+from genzoo.errors import CheckpointError, ConfigError
+from genzoo.protocols import DataInfo
+from genzoo.registry import ModelSpec, import_object
 
 
 def _tf_value_and_grad(fn: Any, variables: list[Any]) -> tuple[Any, Any, list[Any]]:
