@@ -1,9 +1,10 @@
 """TensorFlow's environment, set when genzoo is imported, before anything imports TensorFlow.
 
-A Keras model (a plugin's module, or the program's own ``import tensorflow`` after
-``import genzoo``) then finds TensorFlow's C++ banner quiet and its plain CPU kernels
-selected: their results do not depend on thread scheduling, which exact resume needs.
-A value the user set wins. No framework is imported here.
+TensorFlow loaded afterwards (by a plugin's Keras module, or by the program's own
+``import tensorflow`` after ``import genzoo``) uses its plain CPU kernels, not oneDNN's:
+their results do not depend on thread scheduling, which exact resume needs (and oneDNN's
+start-up banner goes with them). ``TF_CPP_MIN_LOG_LEVEL=2`` hides TensorFlow's C++ info
+and warning logs for the process. A value the user set wins. No framework is imported.
 """
 
 from __future__ import annotations

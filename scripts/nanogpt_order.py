@@ -101,17 +101,20 @@ def main(argv: list[str] | None = None) -> int:
             return train(step)
 
     t0 = time.perf_counter()
+    best = (math.inf, 0)
     for step in range(until + 1):
         if step % cfg.eval_every == 0 or step == until:
             losses = estimates(step)
             print(f"step {step}: " + ", ".join(f"{k} loss {v:.4f}" for k, v in losses.items()),
                   flush=True)
+            best = min(best, (losses["val"], step))
         if step == until:
             break
         trainer.set_lr(nanogpt_lr(step, total, cfg) if args.schedule == "nanogpt"
                        else lr_at(step, total, cfg))
         trainer.train_step(batch(step))
-    print(f"{until} steps in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    print(f"best val loss {best[0]:.4f} at step {best[1]}; {until} steps in "
+          f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 0
 
 

@@ -195,17 +195,22 @@ def test_weight_decay_needs_adamw() -> None:
     genzoo.create("gan", "keras", "tiny", optimizer="adamw", weight_decay=0.1)
 
 
-def test_tensorflow_imported_first_with_onednn_is_a_warning(tmp_path) -> None:
+@pytest.mark.parametrize("imports, onednn", [("tensorflow, genzoo", None),
+                                             ("genzoo, tensorflow", "1")],
+                         ids=["tensorflow-imported-first", "onednn-asked-for"])
+def test_oneDNN_kernels_on_are_a_warning(imports, onednn, tmp_path) -> None:
     import os
     import subprocess
     import sys
 
-    code = ("import warnings, tensorflow, genzoo\n"
+    code = (f"import warnings, {imports}\n"
             "with warnings.catch_warnings(record=True) as seen:\n"
             "    warnings.simplefilter('always')\n"
             f"    genzoo.train('vae', 'keras', 'tiny', steps=1, out={str(tmp_path / 'r')!r})\n"
             "print(any('oneDNN' in str(w.message) for w in seen))\n")
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if onednn is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = onednn
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, cwd=tmp_path, timeout=300)
     assert result.stdout.strip().splitlines()[-1] == "True", result.stderr[-2000:]

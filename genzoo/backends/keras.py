@@ -524,11 +524,13 @@ def _combine_across_replicas(optimizer: keras.optimizers.Optimizer, replicas: in
 
 
 def make_trainer(generator: KerasGenerator, cfg: TrainConfig) -> KerasTrainer:
-    if ONEDNN_ALREADY_ON and keras.backend.backend() == "tensorflow":
-        import warnings
-
-        warnings.warn("TensorFlow was imported before genzoo with its oneDNN kernels on, "
-                      "whose results depend on thread scheduling: this run may not resume "
-                      "bit for bit. Import genzoo first, or set TF_ENABLE_ONEDNN_OPTS=0",
-                      stacklevel=2)
+    if keras.backend.backend() == "tensorflow":
+        why = ("TensorFlow was imported before genzoo with its oneDNN kernels on"
+               if ONEDNN_ALREADY_ON else
+               "TF_ENABLE_ONEDNN_OPTS is set: TensorFlow's oneDNN kernels are on"
+               if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0" else None)
+        if why:
+            warnings.warn(f"{why}, whose results depend on thread scheduling: this run may "
+                          "not resume bit for bit. Import genzoo first, or set "
+                          "TF_ENABLE_ONEDNN_OPTS=0", stacklevel=2)
     return KerasTrainer(generator, cfg)
