@@ -261,6 +261,7 @@ class RunDir:
     def __init__(self, path: Path | str):
         self.path = Path(path).expanduser()
         self.lock = RunLock(self.path)  # held while this process trains the run
+        self.replacing = False  # prepare(overwrite=True) met a run: replace() removes it
 
     @property
     def checkpoints(self) -> Path:
@@ -274,6 +275,8 @@ class RunDir:
         a run (or, even with ``overwrite``, another tool's folder that has a
         ``config.json``, or a run another process is training).
 
+        With ``overwrite``, the old run stays until ``replace()``: the new run calls it
+        once its data and model are ready, so a run that cannot start destroys nothing.
         The caller releases ``self.lock`` when training ends.
         """
         if self.holds_run():
@@ -293,11 +296,17 @@ class RunDir:
                 f"cannot write to {self.path}: {exc.strerror or exc}"
             ) from None
         self.lock.acquire()
-        if overwrite:
-            for name in self.RUN_FILES:
-                (self.path / name).unlink(missing_ok=True)
-            self.remove_derived()
-            shutil.rmtree(self.checkpoints, ignore_errors=True)
+        self.replacing = overwrite
+
+    def replace(self) -> None:
+        """Remove the run that ``prepare(overwrite=True)`` kept (a no-op otherwise)."""
+        if not self.replacing:
+            return
+        for name in self.RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+        self.remove_derived()
+        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        self.replacing = False
 
     def meta(self) -> dict[str, Any] | None:
         """``meta.json``, or ``None`` if there is none to read."""

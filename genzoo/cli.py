@@ -236,6 +236,11 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
         raise GenzooError("--out is empty; give a folder for the run")
     out_path = Path(out) if out is not None else None
     overrides: dict[str, Any] = parse_assignments(assignments)
+    for key in overrides.keys() & {"name", "backend", "preset", "data", "out", "overwrite",
+                                   "reporter", "run", "allow_changes", "resume"}:
+        option = f"--{key.replace('_', '-')}"
+        raise GenzooError(f"--set {key}=...: {key} is not a config field"
+                          + (f"; use {option}" if key not in ("name", "reporter", "run") else ""))
     flags = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr,
              "seed": seed, "device": device, "checkpoint_every": checkpoint_every,
              "compile": compile_ or None, "precision": precision}
@@ -331,8 +336,8 @@ def _saved_model(run: Path) -> tuple[str, str]:
 
 @cli.command()
 @click.argument("run", type=click.Path(path_type=Path))
-@click.option("--n", "n", type=click.IntRange(min=1), default=None,
-              help="How many samples [images: 64, text: 1].")
+@click.option("--n", "n", type=click.IntRange(1, 10_000), default=None,
+              help="How many samples, at most 10,000 [images: 64, text: 1].")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the samples: the same seed draws the same samples.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -374,7 +379,7 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
     if interpolate and n == 1:
         raise GenzooError("--interpolate needs --n of at least 2 (the two ends)")
     if out is not None:
-        _check_output_file(out, ".png" if kind != "text" else None)
+        _check_output_file(out, ".png" if kind != "text" else None, run)
     import genzoo
 
     generator: Any = genzoo.load(run, device=device)  # image generators can interpolate
@@ -394,15 +399,26 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
     click.echo(str(out))
 
 
-def _check_output_file(out: Path, suffix: str | None) -> None:
-    """Refuse an output path that cannot be written, before any work is done."""
+def _check_output_file(out: Path, suffix: str | None, run: Path | None = None) -> None:
+    """Refuse an output path that cannot be written, or that is one of ``run``'s own files
+    (its weights, config, records, checkpoints), before any work is done."""
+    from genzoo.checkpoint import RunDir
+    from genzoo.runlock import LOCK_NAME
+
     if suffix is not None and out.suffix.lower() != suffix:
         raise GenzooError(f"--out {out}: images are written as PNG; name the file *{suffix}")
     if out.is_dir():
         raise GenzooError(f"--out {out} is a folder; name a file in it")
     parent = out.parent
+    if parent.exists() and not parent.is_dir():
+        raise GenzooError(f"--out {out}: {parent} is a file, not a folder")
     if not parent.is_dir():
         raise GenzooError(f"--out {out}: the folder {parent} does not exist")
+    if run is not None and Path(run).is_dir():
+        target, home = out.resolve(), Path(run).resolve()
+        owned = {home / name for name in (*RunDir.RUN_FILES, LOCK_NAME)}
+        if target in owned or (home / "checkpoints") in target.parents:
+            raise GenzooError(f"--out {out} is one of the run's own files; name another file")
 
 
 def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: str | None,
@@ -551,7 +567,27 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         print(f"genzoo: error: {one_line(exc.format_message())}", file=sys.stderr)
         _exit(exc.exit_code)
+    except OSError as exc:  # a path the system refuses: a name too long, a full disk, ...
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"genzoo: error: {one_line(exc.strerror or str(exc))}{where}", file=sys.stderr)
+        _exit(2)
+    except Exception as exc:
+        if not _out_of_memory(exc):
+            raise
+        print("genzoo: error: out of memory (a smaller model, batch size or --n needs less): "
+              f"{one_line(str(exc))[:200]}", file=sys.stderr)
+        _exit(2)
     _exit(code if isinstance(code, int) else 0)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says an allocation failed: Python's MemoryError, torch's RuntimeError
+    ("can't allocate memory", CUDA's "out of memory"), TensorFlow's ResourceExhaustedError."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "ResourceExhaustedError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text
+                                              or "out of memory" in text.lower())
 
 
 def _exit(code: int) -> None:

@@ -89,6 +89,7 @@ class Session:
         start = self._restore(total) if self.resume else 0
         main = world().is_main  # rank 0 alone writes; every rank trains
         if main:  # on resume too: --allow-changes may have changed the config
+            self.run_dir.replace()  # --overwrite: the old run goes only now that this one can start
             self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": data.info.to_json(),
                                                     "genzoo": __version__,
                                                     "world_size": world().size})

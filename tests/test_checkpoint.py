@@ -92,7 +92,10 @@ def test_run_dir_refuses_to_clobber_a_run(tmp_path) -> None:
         RunDir(tmp_path / "run").prepare(overwrite=True)  # run still holds the lock
     assert (tmp_path / "run" / RunDir.CONFIG).exists()
     run.lock.release()
-    RunDir(tmp_path / "run").prepare(overwrite=True)
+    replacing = RunDir(tmp_path / "run")
+    replacing.prepare(overwrite=True)
+    assert (tmp_path / "run" / RunDir.CONFIG).exists()  # kept until the new run can start
+    replacing.replace()
     assert not (tmp_path / "run" / RunDir.CONFIG).exists()
 
 

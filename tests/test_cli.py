@@ -57,6 +57,10 @@ def test_datasets_lists_bundled_and_downloadable() -> None:
     (["train", "vae", "--set", "latnt_dim=4"], "Did you mean 'latent_dim'?"),
     (["train", "vae", "--set", "latent_dim=four"], "expected an integer, got 'four'"),
     (["train", "vae", "--set", "latent_dim"], "--set expects KEY=VALUE"),
+    (["train", "vae", "--set", "backend=keras"], "backend is not a config field; use --backend"),
+    (["train", "vae", "--preset", "tiny", "--set", "latent_dim=99999999999"], "out of memory"),
+    (["sample", "r" * 300], "File name too long"),
+    (["sample", "no-such-run", "--n", "10001"], "--n"),
     (["train", "vae", "--lr", "-0.1"], "'lr': must be positive"),
     (["train", "vae", "--batch-size", "0"], "'batch_size': must be positive"),
     (["train", "vae", "--epochs", "many"], "'many' is not a valid integer"),
@@ -107,6 +111,19 @@ def test_an_existing_run_is_not_overwritten(tmp_path) -> None:
     assert first.returncode == 0, first.stderr
     again = run_genzoo("train", "vae", "--preset", "tiny", "--out", str(tmp_path))
     assert again.returncode == 2 and "already holds a run" in again.stderr
+
+    def files() -> dict[str, bytes]:  # the run's files (not its lock, which records a pid)
+        return {p.name: p.read_bytes() for p in tmp_path.iterdir()
+                if p.is_file() and not p.name.startswith(".")}
+
+    before = files()
+    (tmp_path.parent / "empty").mkdir()
+    for bad in (["--data", str(tmp_path.parent / "empty")], ["--set", "latent_dim=0"]):
+        failed = run_genzoo("train", "vae", "--preset", "tiny", "--steps", "5", "--out",
+                            str(tmp_path), "--overwrite", *bad)
+        assert failed.returncode == 2, failed.stderr
+        # A run that cannot start replaces nothing.
+        assert files() == before
     forced = run_genzoo("train", "vae", "--preset", "tiny", "--steps", "5", "--out",
                         str(tmp_path), "--overwrite")
     assert forced.returncode == 0, forced.stderr

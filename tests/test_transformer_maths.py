@@ -114,6 +114,13 @@ def test_sample_streams_text_from_the_cli(tmp_path) -> None:
     bad = run_genzoo("sample", str(run), "--prompt", "ROMEO€")
     assert bad.returncode == 2 and bad.stdout == ""
     assert "characters not in the model's vocabulary: '€'" in bad.stderr
+    undecodable = run_genzoo("sample", str(run), "--prompt", "ab\udcff")  # the byte 0xff
+    assert undecodable.returncode == 2 and "not in the model's vocabulary" in undecodable.stderr
+    weights = (run / "model.safetensors").read_bytes()
+    for own in ("model.safetensors", "config.json", "checkpoints/x.txt"):
+        clobber = run_genzoo("sample", str(run), "--max-new-tokens", "5", "--out", str(run / own))
+        assert clobber.returncode == 2 and "one of the run's own files" in clobber.stderr
+    assert (run / "model.safetensors").read_bytes() == weights
 
 
 def test_the_sampler_runs_a_model_without_a_cache() -> None:

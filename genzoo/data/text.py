@@ -56,7 +56,9 @@ class CharTokenizer:
 
 
 def _codepoints(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    # surrogatepass: a lone surrogate (a shell argument's invalid UTF-8 byte) is a code point
+    # like any other, so it is reported as outside the vocabulary instead of crashing
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
 def decode_utf8(data: bytes, path: Path | str) -> str:
