@@ -306,6 +306,17 @@ def _differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return keys
 
 
+def saved_spec(run_dir: RunDir) -> tuple[dict[str, Any], ModelSpec]:
+    """A run's config.json and the spec of its model, which must make what the config's
+    ``data_info`` describes (a hand-edited config could say otherwise)."""
+    saved = run_dir.read_config()
+    spec = get_registry().model(saved["model"], saved["backend"])
+    if saved["data_info"]["kind"] != spec.kind:
+        raise CheckpointError(f"{run_dir.path / RunDir.CONFIG} is damaged: {spec.name} makes "
+                              f"{spec.kind}s, but its data_info says {saved['data_info']['kind']}")
+    return saved, spec
+
+
 def load(run: str | Path, *, device: str = "auto",
          checkpoint: str | int | None = None) -> Generator:
     """Reload a trained model from a run directory (no dataset needed).
@@ -327,8 +338,7 @@ def load(run: str | Path, *, device: str = "auto",
         >>> images = model.sample(16, seed=0)  # doctest: +SKIP
     """
     run_dir = RunDir(run)
-    saved = run_dir.read_config()
-    spec = get_registry().model(saved["model"], saved["backend"])
+    saved, spec = saved_spec(run_dir)
     model_cfg: Any = from_dict(spec.config, saved["model_config"])
     train_cfg = from_dict(TrainConfig, {**saved["train_config"], "device": device})
     if checkpoint is None and not (run_dir.path / WEIGHTS).is_file():

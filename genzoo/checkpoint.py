@@ -247,6 +247,29 @@ def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.nda
 
 # -- the run directory ---------------------------------------------------------------------
 
+def _config_problem(config: Mapping[str, Any]) -> str | None:
+    """What is wrong with the shape of a run's config.json (edited by hand, or damaged), or
+    ``None``: the values themselves are checked where they are used."""
+    for key in ("model", "backend", "preset", "dataset"):
+        if not isinstance(config[key], str) or not config[key]:
+            return f"'{key}' is {config[key]!r}, not a name"
+    for key in ("model_config", "train_config"):
+        if not isinstance(config[key], dict):
+            return f"'{key}' is {type(config[key]).__name__}, not an object"
+    info = config["data_info"]
+    if not isinstance(info, dict) or info.get("kind") not in ("image", "text"):
+        return "'data_info' has no kind ('image' or 'text')"
+    if info["kind"] == "image":
+        shape = info.get("shape")
+        if (not isinstance(shape, list) or len(shape) != 3
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                           for d in shape)):
+            return f"'data_info' shape is {shape!r}, not [height, width, channels]"
+    elif not isinstance(info.get("vocab"), str) or not info["vocab"]:
+        return "'data_info' has no vocabulary"
+    return None
+
+
 class RunDir:
     """One training run on disk (see the docs' "Checkpoints and resume" page)."""
 
@@ -359,6 +382,9 @@ class RunDir:
         if not isinstance(config, dict) or any(k not in config for k in self.REQUIRED):
             raise CheckpointError(f"{self.path} is not a genzoo run (its {self.CONFIG} was not "
                                   "written by genzoo)")
+        problem = _config_problem(config)
+        if problem:
+            raise CheckpointError(f"{self.path / self.CONFIG} is damaged: {problem}")
         return config
 
     def write_json(self, name: str, obj: Any) -> None:

@@ -20,7 +20,7 @@ from genzoo.checkpoint import RunDir, atomic_write_json
 from genzoo.config import TrainConfig, from_dict
 from genzoo.errors import DataError
 from genzoo.progress import Reporter
-from genzoo.registry import get_registry, import_object
+from genzoo.registry import import_object
 
 EVAL_SEED = 0  # seeds the generated samples
 PR_K = 3  # neighbours that draw the manifolds of precision and recall
@@ -37,6 +37,7 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     instead (``eval_path()``), so they never replace those of the run's own test split.
     """
     import genzoo
+    from genzoo.api import saved_spec
     from genzoo.config import check_count
     from genzoo.data import load_dataset, recorded_dataset
 
@@ -44,8 +45,7 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     samples = check_count(samples, "samples", 100)  # fewer make IS and FD meaningless
     reporter = reporter or Reporter()
     run_dir = RunDir(run)
-    saved = run_dir.read_config()
-    spec = get_registry().model(saved["model"], saved["backend"])
+    saved, spec = saved_spec(run_dir)
     source = data or recorded_dataset(saved["dataset"], run_dir.path, ", or pass --data")
     dataset = _matching(load_dataset(source, spec.kind), saved, run_dir)
     _check_enough(dataset)  # before the framework loads

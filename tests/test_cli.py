@@ -78,6 +78,15 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert result.stderr.startswith("genzoo: error: ")
 
 
+@pytest.mark.parametrize("keras_backend", ["bogus", "jax"])
+def test_an_unsupported_keras_backend_is_one_line(keras_backend, tmp_path) -> None:
+    result = run_genzoo("train", "vae", "--backend", "keras", "--preset", "tiny", "--steps", "1",
+                        "--out", str(tmp_path / "r"), env={"KERAS_BACKEND": keras_backend})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"Keras's backend is '{keras_backend}'" in result.stderr
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("backend", ["torch", "keras"])
 def test_train_then_sample_is_reproducible(backend: str, tmp_path) -> None:
     run = tmp_path / "run"

@@ -463,3 +463,22 @@ def test_a_resume_in_another_precision_says_so(trained, tmp_path) -> None:
     events = [json.loads(line) for line in (run / "metrics.jsonl").open()]
     assert [e.get("precision") for e in events if e["event"] == "resume"] == ["fp32"]
     assert json.loads((run / "meta.json").read_text())["precision"] == "fp32"
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    ({"data_info": None}, "'data_info' has no kind"),
+    ({"data_info": {}}, "'data_info' has no kind"),
+    ({"data_info": {"kind": "image", "shape": "x"}}, "'data_info' shape is 'x'"),
+    ({"data_info": {"kind": "text", "vocab": "ab"}}, "vae makes images, but its data_info says text"),
+    ({"dataset": None}, "'dataset' is None, not a name"),
+    ({"train_config": None}, "'train_config' is NoneType, not an object"),
+])
+def test_a_damaged_config_json_is_named(trained, tmp_path, edit, message) -> None:
+    """A config.json edited by hand (or damaged) is a one-line error, not a traceback."""
+    run = _copy(trained, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, **edit}))
+    for command in (["sample", str(run), "--n", "4"], ["eval", str(run)]):
+        result = run_genzoo(*command)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert message in result.stderr and result.stderr.count("\n") == 1

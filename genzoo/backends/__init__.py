@@ -18,6 +18,7 @@ ADAPTERS = {"torch": "genzoo.backends.torch", "keras": "genzoo.backends.keras"}
 INSTALL_HINT = {"torch": "pip install 'genzoo[torch]'", "keras": "pip install 'genzoo[keras]'"}
 
 
+KERAS_BACKENDS = ("tensorflow", "torch")  # what genzoo's Keras adapter supports and tests
 KERAS_MULTIPROCESS = ("multi-process Keras training needs KERAS_BACKEND=torch; on TensorFlow "
                       "run one process, which trains on every local GPU through "
                       "MirroredStrategy")
@@ -40,6 +41,10 @@ def keras_backend_name() -> str:
 
 def get_backend(name: str) -> ModuleType:
     """Import and return a backend adapter; a missing framework is a clear error."""
+    if name == "keras" and keras_backend_name() not in KERAS_BACKENDS:
+        raise GenzooError(f"Keras's backend is '{keras_backend_name()}' (KERAS_BACKEND or "
+                          f"keras.json); genzoo's Keras models run on "
+                          f"{' or '.join(KERAS_BACKENDS)}")
     try:
         return import_module(ADAPTERS[name])
     except ModuleNotFoundError as exc:
