@@ -231,6 +231,9 @@ def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.nda
     state = read_json(path / STATE)
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path / STATE} is not a genzoo checkpoint (format {FORMAT_VERSION})")
+    step = state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path / STATE} is damaged: its step is {step!r}")
     loaded = []
     for filename in (WEIGHTS, TRAINER):
         file = path / filename
@@ -401,14 +404,17 @@ class RunDir:
                                   f"{exc.strerror or exc}") from exc
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event in metrics.jsonl, in order (a line cut short by a kill is skipped)."""
+        """Every event in metrics.jsonl, in order (a line cut short by a kill, or any other
+        line that is not a JSON object, is skipped)."""
         path = self.path / self.METRICS
         if not path.is_file():
             return []
         events = []
-        for line in path.read_text().splitlines():
+        for line in path.read_bytes().decode("utf-8", "replace").splitlines():
             with contextlib.suppress(json.JSONDecodeError):
-                events.append(json.loads(line))
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    events.append(event)
         return events
 
     def truncate_log(self, step: int) -> None:

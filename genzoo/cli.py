@@ -260,6 +260,8 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
         if batch % nproc:
             raise GenzooError(f"the batch of {batch} does not split evenly over {nproc} "
                               f"processes; choose a multiple of {nproc}")
+        if out_path is not None and out_path.exists() and not out_path.is_dir():
+            raise GenzooError(f"--out {out_path} is a file; give a folder for the run")
         if resume is None and not overwrite and out_path is not None:
             from genzoo.checkpoint import RunDir
 

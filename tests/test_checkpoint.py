@@ -85,7 +85,9 @@ def test_equal_tensors_and_metadata_give_byte_identical_files() -> None:
 def test_run_dir_refuses_to_clobber_a_run(tmp_path) -> None:
     run = RunDir(tmp_path / "run")
     run.prepare()
-    run.write_json(RunDir.CONFIG, {k: {} for k in RunDir.REQUIRED})
+    run.write_json(RunDir.CONFIG, {"model": "vae", "backend": "torch", "preset": "tiny",
+                                   "dataset": "digits", "model_config": {}, "train_config": {},
+                                   "data_info": {"kind": "image", "shape": [8, 8, 1]}})
     with pytest.raises(CheckpointError, match=r"already holds a run; replace it \(--overwrite"):
         RunDir(tmp_path / "run").prepare()
     with pytest.raises(CheckpointError, match="being trained by another process"):

@@ -122,7 +122,8 @@ def test_a_relative_data_path_is_recorded_absolute(tmp_path, monkeypatch) -> Non
     assert api.plan("transformer", data="tiny-shakespeare").data == "tiny-shakespeare"
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({**planned.to_json(), "data_info": {}}))
+    (run / "config.json").write_text(json.dumps({**planned.to_json(),
+                                                "data_info": {"kind": "text", "vocab": "abc"}}))
     assert eval_path(run, "corpus.txt") == run / "eval.json"  # the run's own data
     assert eval_path(run, "tiny-shakespeare") == run / "eval-tiny-shakespeare.json"
 

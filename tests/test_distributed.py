@@ -268,6 +268,12 @@ def test_the_launcher_refuses_what_every_rank_would_refuse(tmp_path) -> None:
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "the batch of 32 does not split evenly over 3 processes" in result.stderr
     assert not (tmp_path / "r").exists()
+    (tmp_path / "file").write_text("mine")
+    result = run_genzoo("train", "vae", "--preset", "tiny", "--nproc", "2",
+                        "--out", str(tmp_path / "file"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "is a file; give a folder for the run" in result.stderr
+    assert (tmp_path / "file").read_text() == "mine"
 
 
 def test_distributed_settings_are_checked(monkeypatch) -> None:

@@ -482,3 +482,18 @@ def test_a_damaged_config_json_is_named(trained, tmp_path, edit, message) -> Non
         result = run_genzoo(*command)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_stray_lines_in_metrics_jsonl_and_a_damaged_checkpoint_step_are_handled(
+        trained, tmp_path) -> None:
+    run = RunDir(_copy(trained, tmp_path / "run"))
+    events = run.events()
+    with open(run.path / "metrics.jsonl", "ab") as f:
+        f.write(b"\xff\xfe not json\n[1, 2]\n\"text\"\n")
+    assert run.events() == events  # undecodable bytes and non-objects are skipped
+    newest = latest_checkpoint(run.checkpoints)
+    state = json.loads((newest / "state.json").read_text())
+    for step in ("x", -5, None):
+        (newest / "state.json").write_text(json.dumps({**state, "step": step}))
+        with pytest.raises(CheckpointError, match=rf"is damaged: its step is {step!r}"):
+            read_checkpoint(newest)
