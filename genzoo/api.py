@@ -44,6 +44,9 @@ def plan(name: str, backend: str | None = None, preset: str | None = None, *,
     registry = get_registry()
     if not isinstance(name, str):
         raise LookupFailed(f"a model name is a string such as 'vae', not {name!r}")
+    for what, value in (("backend", backend), ("preset", preset), ("data", data)):
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(f"{what} is empty; leave it out for the default")
     if backend is None and name in registry.model_names():
         available = registry.backends_of(name)
         backend = "torch" if "torch" in available else available[0]

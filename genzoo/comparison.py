@@ -59,11 +59,13 @@ def describe(path: Path) -> dict[str, Any]:
     config = run.read_config()
     meta_path, eval_path = path / RunDir.META, path / "eval.json"
     meta = read_json(meta_path) if meta_path.is_file() else {}
-    recorded = meta.get("metrics", {})
+    meta = meta if isinstance(meta, dict) else {}  # a damaged meta.json shows as "started"
+    recorded: dict[str, Any] = meta["metrics"] if isinstance(meta.get("metrics"), dict) else {}
     metrics: dict[str, Any] = {}
-    if "best" in recorded:
-        metrics["best val_loss"] = recorded["best"]["val_loss"]
-    metrics.update({f"test {k}": v for k, v in recorded.get("test", {}).items()})
+    if isinstance(recorded.get("best"), dict):
+        metrics["best val_loss"] = recorded["best"].get("val_loss")
+    if isinstance(recorded.get("test"), dict):
+        metrics.update({f"test {k}": v for k, v in recorded["test"].items()})
     if eval_path.is_file():
         metrics.update({f"eval {k}": v for k, v in read_json(eval_path)["metrics"].items()})
     train = config["train_config"]
@@ -72,11 +74,18 @@ def describe(path: Path) -> dict[str, Any]:
             "backend": config["backend"] + (f" on {framework}" if framework else ""),
             "preset": config.get("preset"), "data": config["dataset"], "seed": train["seed"],
             "settings": {**config["model_config"], **train},
-            "status": run.status(meta) or "started", "step": meta.get("step", 0),
-            "num_parameters": meta.get("num_parameters"),
-            "wall_time_s": meta.get("wall_time_s"),
-            "metrics": {k: float(v) for k, v in metrics.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)}}
+            "status": run.status(meta) or "started", "step": _count(meta.get("step")) or 0,
+            "num_parameters": _count(meta.get("num_parameters")),
+            "wall_time_s": _real(meta.get("wall_time_s")),
+            "metrics": {k: float(v) for k, v in metrics.items() if _real(v) is not None}}
+
+
+def _real(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def differences(runs: list[dict[str, Any]]) -> list[str]:

@@ -58,6 +58,8 @@ def test_datasets_lists_bundled_and_downloadable() -> None:
     (["train", "vae", "--set", "latent_dim=four"], "expected an integer, got 'four'"),
     (["train", "vae", "--set", "latent_dim"], "--set expects KEY=VALUE"),
     (["train", "vae", "--set", "backend=keras"], "backend is not a config field; use --backend"),
+    (["train", "vae", "--preset", ""], "preset is empty; leave it out for the default"),
+    (["train", "vae", "--data", " "], "data is empty; leave it out for the default"),
     (["train", "vae", "--preset", "tiny", "--set", "latent_dim=99999999999"], "out of memory"),
     (["sample", "r" * 300], "File name too long"),
     (["sample", "no-such-run", "--n", "10001"], "--n"),
@@ -204,3 +206,8 @@ def test_compare_groups_only_seed_repeats_of_finished_runs(tmp_path) -> None:
     shutil.copytree(tmp_path / "g", tmp_path / "g-copy")
     twice = compare([tmp_path / "g", tmp_path / "g-copy"])
     assert len(twice["runs"]) == 2 and twice["groups"] == []
+    # A hand-edited meta.json with values of the wrong type still lists, as far as it can.
+    (tmp_path / "g-copy" / "meta.json").write_text(json.dumps(
+        {"step": "x", "wall_time_s": "fast", "metrics": {"best": 3, "test": [1]}}))
+    table = run_genzoo("compare", str(tmp_path / "g-copy"))
+    assert table.returncode == 0 and "Traceback" not in table.stderr, table.stderr
