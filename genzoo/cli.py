@@ -7,6 +7,7 @@ framework: the registry holds import paths, and commands import the backends laz
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -376,8 +377,12 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
     kind = RunDir(run).read_config()["data_info"]["kind"]  # errors before the framework loads
     if kind == "text" and interpolate:
         raise GenzooError("--interpolate applies to image models")
-    if kind != "text" and prompt is not None:
-        raise GenzooError("--prompt applies to text models")
+    given = click.get_current_context().get_parameter_source
+    for name in ("prompt", "max_new_tokens", "temperature", "top_k"):
+        if kind != "text" and given(name) != click.core.ParameterSource.DEFAULT:
+            raise GenzooError(f"--{name.replace('_', '-')} applies to text models")
+    if not math.isfinite(temperature):
+        raise GenzooError(f"--temperature must be a finite number of at least 0, not {temperature}")
     if interpolate and n == 1:
         raise GenzooError("--interpolate needs --n of at least 2 (the two ends)")
     if out is not None:

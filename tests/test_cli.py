@@ -80,6 +80,17 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert result.stderr.startswith("genzoo: error: ")
 
 
+def test_text_options_on_an_image_run_are_refused(tmp_path) -> None:
+    run = tmp_path / "run"
+    assert run_genzoo("train", "vae", "--preset", "tiny", "--steps", "2", "--out",
+                      str(run)).returncode == 0
+    for option, value in (("--prompt", "x"), ("--temperature", "0.8"), ("--top-k", "5"),
+                          ("--max-new-tokens", "9")):
+        result = run_genzoo("sample", str(run), option, value)
+        assert result.returncode == 2 and f"{option} applies to text models" in result.stderr
+    assert not list(run.glob("sample-seed*.png"))
+
+
 @pytest.mark.parametrize("keras_backend", ["bogus", "jax"])
 def test_an_unsupported_keras_backend_is_one_line(keras_backend, tmp_path) -> None:
     result = run_genzoo("train", "vae", "--backend", "keras", "--preset", "tiny", "--steps", "1",

@@ -114,6 +114,8 @@ def test_sample_streams_text_from_the_cli(tmp_path) -> None:
     bad = run_genzoo("sample", str(run), "--prompt", "ROMEO€")
     assert bad.returncode == 2 and bad.stdout == ""
     assert "characters not in the model's vocabulary: '€'" in bad.stderr
+    nan = run_genzoo("sample", str(run), "--temperature", "nan")
+    assert nan.returncode == 2 and nan.stdout == "" and "finite" in nan.stderr
     undecodable = run_genzoo("sample", str(run), "--prompt", "ab\udcff")  # the byte 0xff
     assert undecodable.returncode == 2 and "not in the model's vocabulary" in undecodable.stderr
     weights = (run / "model.safetensors").read_bytes()
