@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from genzoo.config import is_whole
 from genzoo.errors import CheckpointError
 from genzoo.runlock import LOCK_NAME, RunLock, is_locked
 
@@ -231,9 +232,8 @@ def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.nda
     state = read_json(path / STATE)
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path / STATE} is not a genzoo checkpoint (format {FORMAT_VERSION})")
-    step = state.get("step")
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        raise CheckpointError(f"{path / STATE} is damaged: its step is {step!r}")
+    if not is_whole(state.get("step"), 0):
+        raise CheckpointError(f"{path / STATE} is damaged: its step is {state.get('step')!r}")
     loaded = []
     for filename in (WEIGHTS, TRAINER):
         file = path / filename
@@ -264,9 +264,8 @@ def _config_problem(config: Mapping[str, Any]) -> str | None:
         return "'data_info' has no kind ('image' or 'text')"
     if info["kind"] == "image":
         shape = info.get("shape")
-        if (not isinstance(shape, list) or len(shape) != 3
-                or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                           for d in shape)):
+        if not isinstance(shape, list) or len(shape) != 3 or not all(is_whole(d, 1)
+                                                                        for d in shape):
             return f"'data_info' shape is {shape!r}, not [height, width, channels]"
     elif not isinstance(info.get("vocab"), str) or not info["vocab"]:
         return "'data_info' has no vocabulary"

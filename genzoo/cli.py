@@ -237,11 +237,15 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
         raise GenzooError("--out is empty; give a folder for the run")
     out_path = Path(out) if out is not None else None
     overrides: dict[str, Any] = parse_assignments(assignments)
-    for key in overrides.keys() & {"name", "backend", "preset", "data", "out", "overwrite",
-                                   "reporter", "run", "allow_changes", "resume"}:
-        option = f"--{key.replace('_', '-')}"
+    import inspect
+
+    arguments = {p.name for f in (api.train, api.resume)  # not config fields: --set would
+                 for p in inspect.signature(f).parameters.values()  # pass them twice
+                 if p.kind is not p.VAR_KEYWORD}
+    options = {p.name for p in click.get_current_context().command.params}
+    for key in overrides.keys() & arguments:
         raise GenzooError(f"--set {key}=...: {key} is not a config field"
-                          + (f"; use {option}" if key not in ("name", "reporter", "run") else ""))
+                          + (f"; use --{key.replace('_', '-')}" if key in options else ""))
     flags = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "lr": lr,
              "seed": seed, "device": device, "checkpoint_every": checkpoint_every,
              "compile": compile_ or None, "precision": precision}

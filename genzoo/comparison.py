@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from genzoo.checkpoint import RunDir, read_json
+from genzoo.config import is_whole
 from genzoo.errors import CheckpointError, ConfigError
 
 
@@ -74,18 +75,18 @@ def describe(path: Path) -> dict[str, Any]:
             "backend": config["backend"] + (f" on {framework}" if framework else ""),
             "preset": config.get("preset"), "data": config["dataset"], "seed": train["seed"],
             "settings": {**config["model_config"], **train},
-            "status": run.status(meta) or "started", "step": _count(meta.get("step")) or 0,
-            "num_parameters": _count(meta.get("num_parameters")),
+            "status": run.status(meta) or "started", "step": _whole(meta.get("step")) or 0,
+            "num_parameters": _whole(meta.get("num_parameters")),
             "wall_time_s": _real(meta.get("wall_time_s")),
             "metrics": {k: float(v) for k, v in metrics.items() if _real(v) is not None}}
 
 
+def _whole(value: Any) -> int | None:
+    return value if is_whole(value) else None
+
+
 def _real(value: Any) -> float | None:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def differences(runs: list[dict[str, Any]]) -> list[str]:

@@ -90,6 +90,18 @@ DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_SEED = 2**31 - 1  # what every framework's seeding accepts (Keras on torch: int32)
 
 
+def is_whole(value: Any, minimum: int | None = None) -> bool:
+    """Whether ``value`` is a whole number (an int or NumPy integer, never a bool), at
+    least ``minimum`` when given.
+
+    Examples:
+        >>> is_whole(3, 1), is_whole(True), is_whole(2.0), is_whole(-1, 0)
+        (True, False, False, False)
+    """
+    return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and (minimum is None or int(value) >= minimum))
+
+
 def check_seed(seed: Any, name: str = "seed") -> int | None:
     """A seed as a Python int, refused unless it is a whole number in [0, 2**31 - 1]
     (``None`` passes).
@@ -105,8 +117,7 @@ def check_seed(seed: Any, name: str = "seed") -> int | None:
     """
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) \
-            or not 0 <= int(seed) <= MAX_SEED:
+    if not is_whole(seed, 0) or int(seed) > MAX_SEED:
         raise ConfigError(f"{name} must be a whole number from 0 to {MAX_SEED}, not {seed!r}")
     return int(seed)
 
@@ -145,8 +156,7 @@ def check_count(n: Any, name: str = "n", minimum: int = 1, maximum: int | None =
         ...
         genzoo.errors.ConfigError: n must be a whole number of at least 1, not 2.5
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or int(n) < minimum \
-            or (maximum is not None and int(n) > maximum):
+    if not is_whole(n, minimum) or (maximum is not None and int(n) > maximum):
         span = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
         raise ConfigError(f"{name} must be a whole number {span}, not {n!r}")
     return int(n)

@@ -41,10 +41,10 @@ def keras_backend_name() -> str:
 
 def get_backend(name: str) -> ModuleType:
     """Import and return a backend adapter; a missing framework is a clear error."""
-    if name == "keras" and keras_backend_name() not in KERAS_BACKENDS:
-        raise GenzooError(f"Keras's backend is '{keras_backend_name()}' (KERAS_BACKEND or "
-                          f"keras.json); genzoo's Keras models run on "
-                          f"{' or '.join(KERAS_BACKENDS)}")
+    chosen = keras_backend_name() if name == "keras" else None
+    if chosen is not None and chosen not in KERAS_BACKENDS:
+        raise GenzooError(f"Keras's backend is '{chosen}' (KERAS_BACKEND or keras.json); "
+                          f"genzoo's Keras models run on {' or '.join(KERAS_BACKENDS)}")
     try:
         return import_module(ADAPTERS[name])
     except ModuleNotFoundError as exc:

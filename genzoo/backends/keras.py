@@ -525,10 +525,11 @@ def _combine_across_replicas(optimizer: keras.optimizers.Optimizer, replicas: in
 
 def make_trainer(generator: KerasGenerator, cfg: TrainConfig) -> KerasTrainer:
     if keras.backend.backend() == "tensorflow":
-        why = ("TensorFlow was imported before genzoo with its oneDNN kernels on"
-               if ONEDNN_ALREADY_ON else
-               "TF_ENABLE_ONEDNN_OPTS is set: TensorFlow's oneDNN kernels are on"
-               if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0" else None)
+        why = None
+        if ONEDNN_ALREADY_ON:
+            why = "TensorFlow was imported before genzoo with its oneDNN kernels on"
+        elif os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0":
+            why = "TF_ENABLE_ONEDNN_OPTS is set: TensorFlow's oneDNN kernels are on"
         if why:
             warnings.warn(f"{why}, whose results depend on thread scheduling: this run may "
                           "not resume bit for bit. Import genzoo first, or set "
