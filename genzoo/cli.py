@@ -23,8 +23,19 @@ from genzoo.errors import GenzooError, one_line
 from genzoo.sampling import TEMPERATURE, TOP_K
 
 BACKEND_CHOICES = ("torch", "keras")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 # Click 8.2+ raises this for a group called without a command; 8.1 prints the help itself.
 NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class PathParam(click.Path):
+    """A path that may not be empty: ``""`` would silently mean the current folder."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("an empty path; name a file or folder ('.' for this one)", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def _registry() -> Any:
@@ -192,11 +203,11 @@ def plugins(ctx: click.Context, as_json: bool, verbose: bool) -> None:
               help="auto: bf16 autocast on a CUDA GPU that has it, fp32 elsewhere; bf16: "
                    "autocast on any device (torch models) [auto].")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints.")
-@click.option("--out", type=click.Path(path_type=str), default=None,
+@click.option("--out", type=PathParam(path_type=str), default=None,
               help="Run directory [default: runs/<model>-<backend>-<UTC time>].")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override any model or training config field; repeatable.")
-@click.option("--resume", type=click.Path(path_type=Path), default=None,
+@click.option("--resume", type=PathParam(path_type=Path), default=None,
               help="Continue the run in this directory from its latest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
 @click.option("--allow-changes", is_flag=True,
@@ -233,8 +244,6 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
         if model != saved[0] or backend not in (None, saved[1]):
             raise GenzooError(f"{resume} holds a {saved[0]} ({saved[1]}) run, not {model}"
                               + (f" ({backend})" if backend else ""))
-    if out is not None and not out.strip():
-        raise GenzooError("--out is empty; give a folder for the run")
     out_path = Path(out) if out is not None else None
     overrides: dict[str, Any] = parse_assignments(assignments)
     import inspect
@@ -342,12 +351,12 @@ def _saved_model(run: Path) -> tuple[str, str]:
 
 
 @cli.command()
-@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("run", type=PathParam(path_type=Path))
 @click.option("--n", "n", type=click.IntRange(1, 10_000), default=None,
               help="How many samples, at most 10,000 [images: 64, text: 1].")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the samples: the same seed draws the same samples.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=PathParam(path_type=Path), default=None,
               help="Output file, .png for images [images: RUN/sample-seed<SEED>.png; "
                    "text: stdout only].")
 @click.option("--device", default="auto", show_default=True,
@@ -418,6 +427,9 @@ def _check_output_file(out: Path, suffix: str | None, run: Path | None = None) -
 
     if suffix is not None and out.suffix.lower() != suffix:
         raise GenzooError(f"--out {out}: images are written as PNG; name the file *{suffix}")
+    if suffix is None and out.suffix.lower() in IMAGE_SUFFIXES:
+        raise GenzooError(f"--out {out}: a text model's samples are text; name a text file "
+                          "(e.g. *.txt)")
     if out.is_dir():
         raise GenzooError(f"--out {out} is a folder; name a file in it")
     parent = out.parent
@@ -457,7 +469,7 @@ def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: st
 
 
 @cli.command("eval")
-@click.argument("run", type=click.Path(path_type=Path))
+@click.argument("run", type=PathParam(path_type=Path))
 @click.option("--data", default=None, help="Evaluate on this dataset [the run's].")
 @click.option("--k", type=click.IntRange(1, 5000), default=1000, show_default=True,
               help="VAE: importance samples for the log-likelihood.")
@@ -476,9 +488,16 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
         genzoo eval runs/vae-torch-20261128-131650
         genzoo eval runs/gan-torch-20261128-140000 --json
     """
+    from genzoo.api import saved_spec
     from genzoo.checkpoint import RunDir
 
-    RunDir(run).read_config()  # a clear error before the framework loads
+    _, spec = saved_spec(RunDir(run))  # a clear error before the framework loads
+    given = click.get_current_context().get_parameter_source
+    if not spec.evaluator and given("k") != click.core.ParameterSource.DEFAULT:
+        raise GenzooError(f"--k applies to models whose plugin has its own metrics (the VAE's "
+                          f"likelihood); {spec.name} has none")
+    if spec.kind != "image" and given("samples") != click.core.ParameterSource.DEFAULT:
+        raise GenzooError("--samples applies to image models")
     from genzoo.evaluation import eval_path, evaluate_run
     from genzoo.progress import make_reporter
 
@@ -494,7 +513,7 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
 
 
 @cli.command("compare")
-@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("runs", nargs=-1, required=True, type=PathParam(path_type=Path))
 @click.option("--metric", "metrics", multiple=True, metavar="TEXT",
               help="Show only the metrics whose name contains TEXT; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -529,7 +548,7 @@ def plugin_group() -> None:
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="torch",
               show_default=True,
               help="The framework of the template's network.")
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("."),
+@click.option("--dir", "directory", type=PathParam(path_type=Path), default=Path("."),
               show_default=True, help="Where to create the genzoo-NAME folder.")
 def plugin_new(name: str, backend: str, directory: Path) -> None:
     """Write a ready-to-install plugin package for a new model NAME.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -130,19 +131,29 @@ def compare(paths: Path | str | Iterable[Path | str],
     runs that differ only in their seed.
 
     ``paths``: one path, or several. ``metrics``: keep only the metrics whose name
-    contains this string, or one of these strings.
+    contains this string, or one of these strings. A run found inside a folder whose
+    files cannot be read is left out with a warning; a run named itself must be readable.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else paths
     metrics = [metrics] if isinstance(metrics, str) else metrics or ()
+    paths = list(paths) if isinstance(paths, Iterable) else paths  # a generator: read once
     if paths is None or not all(isinstance(p, (str, Path)) for p in paths):
         raise ConfigError(f"compare needs run paths, not {paths!r}")
+    named = {Path(p).expanduser().resolve() for p in paths}
     runs = []
     for path in find_runs(paths):
         try:
             runs.append(describe(path))
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise CheckpointError(f"{path} holds a run whose JSON files genzoo cannot read "
-                                  f"(missing or malformed: {exc})") from None
+        except (CheckpointError, KeyError, TypeError, AttributeError) as exc:
+            problem = (str(exc) if isinstance(exc, CheckpointError) else
+                       f"{path} holds a run whose JSON files genzoo cannot read "
+                       f"(missing or malformed: {exc})")
+            if path.resolve() in named:  # a run named on its own must be readable
+                raise CheckpointError(problem) from None
+            warnings.warn(f"{problem}; left out", stacklevel=2)  # one of a folder's runs
+    if not runs:
+        raise CheckpointError("none of the runs in "
+                              f"{', '.join(str(p) for p in paths)} can be read")
     wanted = tuple(metrics)
     if wanted:
         names = sorted({k for r in runs for k in r["metrics"]})

@@ -188,6 +188,7 @@ def test_compare_puts_runs_side_by_side(tmp_path) -> None:
 def test_compare_groups_only_seed_repeats_of_finished_runs(tmp_path) -> None:
     import genzoo
     from genzoo.comparison import compare
+    from genzoo.errors import CheckpointError
 
     for name, model, changes in (("v8", "vae", {"latent_dim": 8}), ("v4", "vae", {"latent_dim": 4}),
                                  ("g", "gan", {}), ("v8-again", "vae", {"latent_dim": 8, "seed": 1}),
@@ -222,3 +223,12 @@ def test_compare_groups_only_seed_repeats_of_finished_runs(tmp_path) -> None:
         {"step": "x", "wall_time_s": "fast", "metrics": {"best": 3, "test": [1]}}))
     table = run_genzoo("compare", str(tmp_path / "g-copy"))
     assert table.returncode == 0 and "Traceback" not in table.stderr, table.stderr
+
+    # A damaged run inside a folder is left out with a warning; named itself, it is an error.
+    (tmp_path / "v4" / "config.json").write_text('{"model": "vae"')
+    with pytest.warns(UserWarning, match=r"v4.*config.json is not valid JSON.*; left out"):
+        rest = compare([tmp_path])
+    assert sorted(Path(r["run"]).name for r in rest["runs"]) == [
+        "g", "g-copy", "v8", "v8-again", "v8-nan"]
+    with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
+        compare([tmp_path / "v4", tmp_path / "v8"])

@@ -123,6 +123,14 @@ def test_sample_streams_text_from_the_cli(tmp_path) -> None:
         clobber = run_genzoo("sample", str(run), "--max-new-tokens", "5", "--out", str(run / own))
         assert clobber.returncode == 2 and "one of the run's own files" in clobber.stderr
     assert (run / "model.safetensors").read_bytes() == weights
+    picture = run_genzoo("sample", str(run), "--out", str(tmp_path / "x.PNG"))
+    assert picture.returncode == 2 and "samples are text" in picture.stderr
+    # genzoo eval's image and VAE options are refused too, before the framework loads.
+    for option, message in (("--k", "--k applies to models whose plugin has its own metrics"),
+                            ("--samples", "--samples applies to image models")):
+        refused = run_genzoo("eval", str(run), option, "200")
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    assert not (tmp_path / "x.PNG").exists() and not (run / "eval.json").exists()
 
 
 def test_the_sampler_runs_a_model_without_a_cache() -> None:
