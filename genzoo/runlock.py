@@ -62,9 +62,12 @@ class RunLock:
             except OSError:  # no flock on this file system: train unlocked
                 os.close(fd)
                 return
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        try:  # the holder's pid is only for the message above: a full disk may refuse it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
 
     @property
     def held(self) -> bool:

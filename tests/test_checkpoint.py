@@ -136,6 +136,24 @@ def test_without_flock_runs_train_unlocked(tmp_path, monkeypatch) -> None:
     assert second.status() == "running"  # not inferred "killed"
 
 
+def test_a_lock_holds_when_the_disk_refuses_its_pid(tmp_path, monkeypatch) -> None:
+    import errno
+
+    import genzoo.runlock as runlock
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runlock.os, "pwrite", full)
+    first = RunDir(tmp_path / "a")
+    first.prepare()
+    assert first.lock.held and runlock.is_locked(tmp_path / "a")
+    with pytest.raises(CheckpointError, match=r"being trained by another process; wait"):
+        RunDir(tmp_path / "a").prepare(overwrite=True)  # refused, without a pid to name
+    first.lock.release()
+    assert runlock.is_locked(tmp_path / "a") is False
+
+
 GOLDEN = __import__("pathlib").Path(__file__).parent / "golden" / "tensor_names.json"
 
 

@@ -82,6 +82,31 @@ def test_a_bad_plugin_name_is_refused(tmp_path):
     assert result.returncode == 2 and "must be lower case" in result.stderr
 
 
+def test_a_plugin_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from genzoo.errors import GenzooError
+    from genzoo.templates.plugin import write_plugin
+
+    written = []
+    real = Path.write_text
+
+    def fills_the_disk(self, text, *args, **kwargs):
+        if len(written) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(self)
+        return real(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", fills_the_disk)
+    with pytest.raises(GenzooError, match="cannot write the plugin into .*No space left"):
+        write_plugin("thing", "torch", tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no half-written package to trip a retry
+    monkeypatch.setattr(Path, "write_text", real)
+    root = write_plugin("thing", "torch", tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["genzoo-thing"]
+    assert (root / "genzoo_thing" / "model.py").is_file() and (root / ".gitignore").is_file()
+
+
 DATASET_AND_COMMAND = """
 import click
 import numpy as np

@@ -8,6 +8,7 @@ genzoo's conformance kit.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from string import Template
 
@@ -234,19 +235,24 @@ def write_plugin(name: str, backend: str, directory: Path) -> Path:
         raise GenzooError(f"{root} already exists")
     values = {"name": name, "package": package, "backend": backend,
               "genzoo_version": __version__}
-    files = {
+    files: dict[str, Template | str] = {
         "pyproject.toml": PYPROJECT, "README.md": README,
         f"{package}/__init__.py": INIT, f"{package}/config.py": CONFIG,
         f"{package}/model.py": TORCH_MODEL if backend == "torch" else KERAS_MODEL,
-        "tests/test_conformance.py": TEST,
+        "tests/test_conformance.py": TEST, ".gitignore": GITIGNORE,
     }
+    # Written into a hidden sibling, then renamed: a failure (a full disk) leaves nothing.
+    staging = root.with_name(f".{root.name}.partial")
     try:
+        shutil.rmtree(staging, ignore_errors=True)  # left by a killed earlier attempt
         for relative, template in files.items():
-            path = root / relative
+            path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(template.substitute(values))
-        (root / ".gitignore").write_text(GITIGNORE)
+            path.write_text(template if isinstance(template, str)
+                            else template.substitute(values))
+        staging.rename(root)
     except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
         raise GenzooError(f"cannot write the plugin into {directory}: "
                           f"{exc.strerror or exc}") from None
     return root
