@@ -11,7 +11,7 @@ from typing import Any
 
 from genzoo.checkpoint import (WEIGHTS, RunDir, checkpoint_name, complete_checkpoints,
                                latest_checkpoint, load_tensors, read_checkpoint, tensor_metadata)
-from genzoo.config import TrainConfig, from_dict, resolve, to_dict
+from genzoo.config import TrainConfig, from_dict, is_whole, resolve, to_dict
 from genzoo.errors import (CheckpointError, ConfigError, DataError, LookupFailed,
                            did_you_mean)
 from genzoo.progress import Reporter
@@ -265,6 +265,27 @@ def resume_plan(run: str | Path, *, allow_changes: bool = False, **overrides: An
             "pass --allow-changes (allow_changes=True) to resume anyway"
         )
     return changed
+
+
+def finished_error(run: Path, step: int, total: int) -> CheckpointError:
+    """The refusal to resume a run that has trained all its steps."""
+    return CheckpointError(
+        f"{run} has already trained {step} of its {total} steps; to train further, resume "
+        "with a larger --steps and --allow-changes (steps=N, allow_changes=True)")
+
+
+def finished_before_start(run_dir: RunDir, p: Plan) -> CheckpointError | None:
+    """For a complete run that ``p`` would not train further, the refusal; read from
+    meta.json alone (no data, no framework), so a launcher can refuse once, early."""
+    meta = run_dir.meta() or {}
+    step, epoch = meta.get("step"), meta.get("epoch")
+    if (meta.get("status") != "complete" or not is_whole(step)
+            or not isinstance(epoch, (int, float)) or not epoch > 0):
+        return None
+    cfg, done = p.train_config, int(step or 0)  # "or 0" for mypy: step is whole here
+    total = (cfg.steps if cfg.steps is not None
+             else (cfg.epochs or 1) * round(done / epoch))  # done / epoch: steps per epoch
+    return finished_error(run_dir.path, done, total) if done >= total else None
 
 
 def keras_backend_change(run_dir: RunDir, spec: ModelSpec) -> str | None:

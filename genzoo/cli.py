@@ -269,6 +269,12 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
                    api.plan(model, backend, preset, data=data, **overrides))
         if planned.spec.backend == "keras" and keras_backend_name() != "torch":
             raise GenzooError(KERAS_MULTIPROCESS)
+        if resume is not None:
+            from genzoo.checkpoint import RunDir
+
+            done = api.finished_before_start(RunDir(resume), planned)
+            if done is not None:
+                raise done
         # Refused here, once, rather than by every rank with torchrun's report around it.
         batch = planned.train_config.batch_size
         if batch % nproc:

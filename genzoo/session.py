@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from genzoo import __version__
-from genzoo.api import Plan, Run, check_origin, weights_metadata
+from genzoo.api import Plan, Run, check_origin, finished_error, weights_metadata
 from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, complete_checkpoints,
                                load_tensors, read_checkpoint, remove_unfinished_checkpoints,
                                save_tensors, write_checkpoint)
@@ -325,10 +325,7 @@ class Session:
         return step
 
     def _finished(self, step: int, total: int) -> CheckpointError:
-        return CheckpointError(
-            f"{self.run_dir.path} has already trained {step} of its {total} steps; to train "
-            "further, resume with a larger --steps and --allow-changes (steps=N, "
-            "allow_changes=True)")
+        return finished_error(self.run_dir.path, step, total)
 
     def _write_samples(self) -> None:
         seed = self.plan.train_config.seed

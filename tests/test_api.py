@@ -48,6 +48,14 @@ def test_epochs_replace_the_presets_steps_as_on_the_command_line(tmp_path) -> No
     assert not (tmp_path / "both").exists()
     p = genzoo.api.plan("vae", **genzoo.api.length_overrides({"epochs": "none", "steps": 3}))
     assert (p.train_config.epochs, p.train_config.steps) == (None, 3)  # "none" is not given
+    # A launcher tells a finished run from meta.json alone, epochs counted in its steps.
+    from genzoo.checkpoint import RunDir
+
+    one, two = (genzoo.api.plan("vae", preset="tiny", **genzoo.api.length_overrides(
+        {"epochs": n})) for n in (1, 2))
+    done = genzoo.api.finished_before_start(RunDir(run.path), one)
+    assert done is not None and f"trained {meta['step']} of its {meta['step']} steps" in str(done)
+    assert genzoo.api.finished_before_start(RunDir(run.path), two) is None
 
 
 def test_the_default_run_folder_is_named_by_model_backend_and_utc_time(tmp_path,

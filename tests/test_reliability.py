@@ -316,6 +316,10 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path) 
      "with its own dataset, preset and folder; drop --data, --out"),
     (["train", "vae", "--resume", "RUN"], "has already trained 30 of its 30 steps; to train "
                                           "further, resume with a larger --steps"),
+    (["train", "vae", "--resume", "RUN", "--nproc", "2"], "has already trained 30 of its 30 "
+                                                          "steps"),  # once, not once per rank
+    (["train", "vae", "--resume", "RUN", "--nproc", "2", "--steps", "20", "--allow-changes"],
+     "has already trained 30 of its 20 steps"),
     (["train", "vae", "--out", "FOREIGN", "--overwrite"], "is not a genzoo run (its "
                                                           "config.json was not written"),
     (["train", "vae", "--device", "cuda:x"], "'device': must be auto, cpu, cuda, cuda:N or mps"),
