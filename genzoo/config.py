@@ -245,7 +245,8 @@ def field_docs(cls: type) -> list[tuple[str, str, Any, str]]:
     """``(name, type, default, comment)`` for each field of a config dataclass.
 
     The comment is the one written after the field in its class's source (genzoo's
-    convention), so the docs site's configuration reference cannot drift from the code.
+    convention), with the comment-only lines right below it, so the docs site's
+    configuration reference cannot drift from the code.
     """
     comments: dict[str, str] = {}
     for klass in reversed(cls.__mro__):  # a subclass's comment wins
@@ -253,10 +254,17 @@ def field_docs(cls: type) -> list[tuple[str, str, Any, str]]:
             source = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
+        last = None  # the field whose comment a comment-only line continues
         for line in source.splitlines():
             m = re.match(r"^\s+(\w+)\s*:[^=#]+=[^#]*#\s*(.+)$", line)
+            more = re.match(r"^\s+#\s*(.+)$", line)
             if m:
-                comments[m.group(1)] = m.group(2).strip()
+                last = m.group(1)
+                comments[last] = m.group(2).strip()
+            elif more and last is not None:
+                comments[last] += " " + more.group(1).strip()
+            else:
+                last = None
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):

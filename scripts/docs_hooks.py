@@ -24,6 +24,7 @@ def _fields(cls: type) -> list[str]:
     rows = ["| field | type | default | meaning |", "| --- | --- | --- | --- |"]
     for name, kind, default, comment in field_docs(cls):
         kind = kind.replace(" | ", " or ")  # a pipe would split the table cell
+        comment = comment.replace("|", "\\|")
         rows.append(f"| `{name}` | `{kind}` | `{_value(default)}` | {comment} |")
     return rows
 

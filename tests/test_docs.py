@@ -153,3 +153,10 @@ def test_the_configuration_reference_lists_every_field_and_preset() -> None:
         for preset in model.presets:
             assert f"| `{preset}`" in page
     assert "| `epochs` | `int or None` | `none` | passes over the training split" in page
+    # Every row has its four cells: a pipe in a comment is escaped, and a comment
+    # continued on the next line is read whole.
+    for row in (line for line in page.splitlines() if line.startswith("| `")):
+        cells = re.split(r"(?<!\\)\|", row.strip())[1:-1]
+        assert len(cells) in (2, 4), row  # presets: 2 cells; fields: 4
+    assert "| auto \\| cpu \\| cuda \\| cuda:N \\| mps |" in page
+    assert "(mirrored in the decoder); conv: one dense layer of hidden[0] units |" in page
