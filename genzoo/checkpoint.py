@@ -94,6 +94,25 @@ def tensors_to_bytes(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, s
     return _canonical_header(save(arrays, metadata=dict(metadata) or None))
 
 
+def tensors_sha256(tensors: Mapping[str, np.ndarray]) -> str:
+    """The sha256 of named tensors' contents (names, dtypes, shapes, bytes), whatever
+    file format or header holds them: equal weights give equal digests.
+
+    Examples:
+        >>> a = {"w": np.zeros((2, 3), np.float32), "b": np.ones(3, np.float32)}
+        >>> tensors_sha256(a) == tensors_sha256(dict(reversed(a.items())))
+        True
+        >>> tensors_sha256(a) == tensors_sha256({**a, "w": np.zeros((3, 2), np.float32)})
+        False
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        value = np.ascontiguousarray(tensors[name])
+        digest.update(f"{name}\0{value.dtype.str}\0{value.shape}\0".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
 def _canonical_header(data: bytes) -> bytes:
     """The same file with its JSON header's keys sorted.
 

@@ -3,8 +3,8 @@
 Inception weights cannot be downloaded here, and for MNIST-like data a classifier
 trained on the dataset itself is the better feature extractor anyway. It is trained
 deterministically on first use (fixed seed, fixed data order, deterministic kernels),
-then cached with its test accuracy and sha256 under ``$XDG_CACHE_HOME/genzoo/classifiers``.
-It needs PyTorch, whichever backend made the images.
+then cached with its test accuracy and the sha256 of its tensors under
+``$XDG_CACHE_HOME/genzoo/classifiers``. It needs PyTorch, whichever backend made the images.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from genzoo.checkpoint import atomic_write_json, load_tensors, save_tensors, sha256_file
+from genzoo.checkpoint import atomic_write_json, load_tensors, save_tensors, tensors_sha256
 from genzoo.data.sources import cache_dir
 from genzoo.errors import DataError
 
@@ -127,19 +127,20 @@ def load_or_train(data: Any, reporter: Any = None) -> DomainClassifier:
     weights, record = _paths(data.name, digest)
     if weights.is_file() and record.is_file():
         info = json.loads(record.read_text())
-        if sha256_file(weights) == info.get("sha256"):
+        tensors = load_tensors(weights)
+        if tensors_sha256(tensors) == info.get("sha256"):
             import torch
 
             net = _network(data.info.shape, info["classes"])
-            net.load_state_dict({k: torch.from_numpy(np.array(v))
-                                 for k, v in load_tensors(weights).items()})
+            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
             return DomainClassifier(net.eval(), {**info, "path": str(weights)})
     clf = train_classifier(data, reporter)
     _, test_probs = clf.features(data.test)
     accuracy = float((test_probs.argmax(1) == data.test_labels).mean())
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_tensors(weights, {k: v.detach().numpy() for k, v in clf.net.state_dict().items()})
-    info = {**clf.info, "test_accuracy": accuracy, "sha256": sha256_file(weights),
+    tensors = {k: v.detach().numpy() for k, v in clf.net.state_dict().items()}
+    save_tensors(weights, tensors)
+    info = {**clf.info, "test_accuracy": accuracy, "sha256": tensors_sha256(tensors),
             "data_sha256": digest, "recipe": RECIPE}
     atomic_write_json(record, info)
     clf.info = {**info, "path": str(weights)}
