@@ -41,6 +41,7 @@ class Session:
         self.reporter = reporter
         self.resume = resume
         self.stop_requested = False
+        self.stop_signal = int(signal.SIGINT)  # the signal that asked to stop
         self.best: dict[str, float] | None = None
         self.started: float | None = None  # when meta.json said "running"
         self.earlier = 0.0  # seconds trained before this process (resumed runs)
@@ -111,10 +112,12 @@ class Session:
                 raise
             self._checkpoint(exc.step)
             self._write_meta("interrupted", exc.step, self._elapsed(), {})
-            raise Interrupted(exc.step, (
+            stopped = Interrupted(exc.step, (
                 f"interrupted at step {exc.step}; checkpoint written. Continue with: "
                 f"genzoo train {p.spec.name} --resume {self.run_dir.path}"
-                + (f" --nproc {world().size}" if world().enabled else ""))) from None
+                + (f" --nproc {world().size}" if world().enabled else "")))
+            stopped.exit_code = 128 + self.stop_signal  # 130 for Ctrl-C, 143 for SIGTERM
+            raise stopped from None
         except Diverged as exc:
             if main:
                 self._write_meta("diverged", exc.step, self._elapsed(), {})
@@ -212,12 +215,15 @@ class Session:
 
     @contextmanager
     def _ctrl_c(self) -> Iterator[None]:
-        """First Ctrl-C: finish the step, checkpoint, stop. Second: stop at once.
+        """First Ctrl-C or SIGTERM: finish the step, checkpoint, stop. Second: stop at once.
+
+        SIGTERM is what ``timeout``, ``docker stop``, systemd and batch schedulers send
+        before they kill; the run stops as for Ctrl-C and exits with status 143.
 
         Under torchrun a rank hears one Ctrl-C twice (from the terminal, then passed on by
         torchrun, which also sends SIGTERM when it shuts the job down): there, repeats
-        are ignored, SIGTERM stops the same way, and the ranks stop together at the next
-        logged step (torchrun kills ranks that take longer than 30 s).
+        are ignored and the ranks stop together at the next logged step (torchrun kills
+        ranks that take longer than 30 s).
         """
         distributed = world().enabled
 
@@ -226,12 +232,13 @@ class Session:
                 if distributed:
                     return
                 raise KeyboardInterrupt
-            self.stop_requested = True
+            self.stop_requested, self.stop_signal = True, signum
+            again = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
             self.reporter.message(
                 "stopping at the next logged step, with every rank" if distributed else
-                "stopping after this step (Ctrl-C again to quit at once)")
+                f"stopping after this step ({again} again to quit at once)")
 
-        signals = [signal.SIGINT] + ([signal.SIGTERM] if distributed else [])
+        signals = [signal.SIGINT, signal.SIGTERM]
         try:
             previous = {sig: signal.signal(sig, handler) for sig in signals}
         except ValueError:  # not the main thread: leave signals alone

@@ -95,13 +95,15 @@ def test_sigkill_then_resume_is_bitwise_identical(backend, kill_steps, tmp_path)
     print(f"\n{backend}: kills at logged steps / resumed from: {report}")
 
 
-def test_ctrl_c_checkpoints_and_exits_130(tmp_path) -> None:
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_checkpoints_and_exits(sig, status, tmp_path) -> None:
+    """SIGTERM (timeout, docker stop, systemd, schedulers) stops a run as Ctrl-C does."""
     run = tmp_path / "run"
     proc = subprocess.Popen([GENZOO, "train", "vae", "--preset", "tiny", "--steps", "100000",
                              "--set", "log_every=5", "--checkpoint-every", "1000", "--out",
                              str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _kill_at(proc, run, 40, signal.SIGINT)
-    assert proc.returncode == 130
+    _kill_at(proc, run, 40, sig)
+    assert proc.returncode == status
     stderr = proc.stderr.read()
     step = int(stderr.split("interrupted at step ")[1].split(";")[0])
     assert step >= 40 and "--resume" in stderr
