@@ -72,13 +72,19 @@ def describe(path: Path) -> dict[str, Any]:
         metrics.update({f"eval {k}": v for k, v in read_json(eval_path)["metrics"].items()})
     train = config["train_config"]
     framework = (meta.get("frameworks") or {}).get("keras_backend")  # Keras: TF or torch
+    status = run.status(meta) or "started"
+    step, wall = _whole(meta.get("step")) or 0, _real(meta.get("wall_time_s"))
+    if status != "complete":  # meta.json is from the start; the log tells how far it got
+        last: dict[str, Any] = next(
+            (e for e in reversed(run.events()) if e.get("event") == "train"), {})
+        if (_whole(last.get("step")) or 0) > step:
+            step, wall = last["step"], _real(last.get("time")) or wall
     return {"run": str(path), "model": config["model"],
             "backend": config["backend"] + (f" on {framework}" if framework else ""),
             "preset": config.get("preset"), "data": config["dataset"], "seed": train["seed"],
             "settings": {**config["model_config"], **train},
-            "status": run.status(meta) or "started", "step": _whole(meta.get("step")) or 0,
-            "num_parameters": _whole(meta.get("num_parameters")),
-            "wall_time_s": _real(meta.get("wall_time_s")),
+            "status": status, "step": step,
+            "num_parameters": _whole(meta.get("num_parameters")), "wall_time_s": wall,
             "metrics": {k: float(v) for k, v in metrics.items() if _real(v) is not None}}
 
 

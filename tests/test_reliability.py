@@ -453,8 +453,12 @@ def test_a_run_being_trained_is_neither_overwritten_nor_resumed(trained, tmp_pat
             genzoo.resume(run.path)
         assert sorted(p.name for p in run.path.rglob("*")) == before  # nothing touched
     assert run.status() == "killed"  # "running", and nobody holds the lock
-    result = run_genzoo("compare", str(run.path))
-    assert result.returncode == 0 and "(killed)" in result.stdout, result.stderr
+    run.write_json(RunDir.META, {**meta, "status": "running", "step": 0, "wall_time_s": 0.0})
+    result = run_genzoo("compare", str(run.path))  # meta.json as written at the start
+    assert result.returncode == 0 and "30 (killed)" in result.stdout, result.stderr
+    shown = genzoo.compare(run.path)["runs"][0]  # how far the log says it got
+    last = [e for e in run.events() if e["event"] == "train"][-1]
+    assert (shown["step"], shown["wall_time_s"]) == (30, last["time"]) and last["time"] > 0
 
 
 def test_a_resume_in_another_precision_says_so(trained, tmp_path) -> None:
