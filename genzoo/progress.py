@@ -16,15 +16,23 @@ def format_metrics(metrics: Mapping[str, float], keys: int = 5) -> str:
 
 
 class Reporter:
-    """Silent reporter; the base of the others."""
+    """Silent reporter; the base of the others.
 
-    def start(self, total: int, initial: int, description: str) -> None: ...
+    ``genzoo.train(..., reporter=...)`` and ``genzoo.evaluate(..., reporter=...)`` call
+    these methods; subclass it to send progress elsewhere (a notebook widget, a logger).
+    """
 
-    def advance(self, step: int) -> None: ...
+    def start(self, total: int, initial: int, description: str) -> None:
+        """Training of ``total`` steps begins (at step ``initial`` when resumed)."""
 
-    def metrics(self, step: int, metrics: Mapping[str, float]) -> None: ...
+    def advance(self, step: int) -> None:
+        """Step ``step`` is done."""
 
-    def message(self, text: str) -> None: ...
+    def metrics(self, step: int, metrics: Mapping[str, float]) -> None:
+        """The metrics logged at ``step`` (every ``log_every`` steps, and evaluations)."""
+
+    def message(self, text: str) -> None:
+        """A one-line notice (resuming, stopping, a checkpoint fallback)."""
 
     @contextmanager
     def task(self, text: str) -> Iterator[None]:
@@ -32,7 +40,8 @@ class Reporter:
         then timed."""
         yield
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Training is over: release the terminal."""
 
 
 class PlainReporter(Reporter):

@@ -19,7 +19,22 @@ from genzoo.protocols import DataInfo
 
 @dataclass
 class ImageData:
-    """An image dataset: float32 NHWC arrays in [0, 1], split three ways."""
+    """An image dataset: float32 NHWC arrays in [0, 1], split three ways.
+
+    A dataset plugin's loader returns one, e.g.
+    ``ImageData("speckle", x[:200], x[200:250], x[250:], source="generated")``.
+
+    Attributes:
+        name: the dataset's name, as `genzoo datasets` lists it.
+        train: the training images, shape ``(n, height, width, channels)``.
+        val: the validation images (evaluated during training).
+        test: the test images (the final test pass and `genzoo eval`).
+        train_labels: integer class labels of ``train``, or ``None``; `genzoo eval`'s
+            domain classifier needs the labels of every split.
+        val_labels: the labels of ``val``, or ``None``.
+        test_labels: the labels of ``test``, or ``None``.
+        source: where the data came from (a path or a description), for ``meta.json``.
+    """
 
     name: str
     train: np.ndarray
@@ -29,7 +44,7 @@ class ImageData:
     val_labels: np.ndarray | None = None
     test_labels: np.ndarray | None = None
     source: str = ""
-    _checksum: str | None = field(default=None, repr=False)
+    _checksum: str | None = field(default=None, init=False, repr=False)
 
     kind = "image"
 

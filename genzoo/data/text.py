@@ -74,7 +74,20 @@ def decode_utf8(data: bytes, path: Path | str) -> str:
 
 @dataclass
 class TextData:
-    """A character-level corpus, tokenised, split into train and validation ids."""
+    """A character-level corpus, tokenised, split into train and validation ids.
+
+    A dataset plugin's loader returns one, e.g. ``TextData("poems", text, source=path)``:
+    the vocabulary is the text's distinct characters, and the last 10% of the text is
+    the validation split (text has no separate test split: ``test`` is ``val``).
+
+    Attributes:
+        name: the corpus's name, as `genzoo datasets` lists it.
+        text: the whole text (at least two characters).
+        source: where the text came from (a path or a description), for ``meta.json``.
+        tokenizer: the character tokenizer built from ``text``.
+        train: the token ids of the first 90% of the text.
+        val: the token ids of the last 10%.
+    """
 
     name: str
     text: str
