@@ -168,9 +168,9 @@ def compare(paths: Path | str | Iterable[Path | str],
                               f"these runs have: {', '.join(names) or 'none'}")
         for r in runs:
             r["metrics"] = {k: v for k, v in r["metrics"].items() if any(w in k for w in wanted)}
-    by_model: dict[tuple[str, str], list[dict[str, Any]]] = {}  # settings are per model
+    by_model: dict[str, list[dict[str, Any]]] = {}  # settings are per model, any backend
     for r in runs:
-        by_model.setdefault((r["model"], r["backend"]), []).append(r)
+        by_model.setdefault(r["model"], []).append(r)
     for same in by_model.values():
         differ = differences(same)
         for r in same:

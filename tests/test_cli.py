@@ -185,6 +185,22 @@ def test_compare_puts_runs_side_by_side(tmp_path) -> None:
     assert "is not a genzoo run and holds none" in missing.stderr
 
 
+def test_compare_shows_settings_against_the_models_runs_in_any_backend(tmp_path) -> None:
+    import shutil
+
+    import genzoo
+
+    for name, latent in (("eight", 8), ("four", 4)):
+        genzoo.train("vae", "torch", "tiny", steps=2, latent_dim=latent, out=tmp_path / name)
+    keras = shutil.copytree(tmp_path / "eight", tmp_path / "eight-keras")  # as if Keras's
+    config = json.loads((keras / "config.json").read_text())
+    (keras / "config.json").write_text(json.dumps({**config, "backend": "keras"}))
+    runs = {Path(r["run"]).name: r for r in genzoo.compare(tmp_path)["runs"]}
+    assert runs["eight-keras"]["backend"] == "keras"
+    assert {n: r["differs"] for n, r in runs.items()} == {
+        "eight": {"latent_dim": 8}, "eight-keras": {"latent_dim": 8}, "four": {"latent_dim": 4}}
+
+
 def test_compare_groups_only_seed_repeats_of_finished_runs(tmp_path) -> None:
     import genzoo
     from genzoo.comparison import compare
