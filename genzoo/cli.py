@@ -359,7 +359,8 @@ def _saved_model(run: Path) -> tuple[str, str]:
 @cli.command()
 @click.argument("run", type=PathParam(path_type=Path))
 @click.option("--n", "n", type=click.IntRange(1, 10_000), default=None,
-              help="How many samples, at most 10,000 [images: 64, text: 1].")
+              help="How many samples, at most 10,000 [images: 64, --interpolate: 10, "
+                   "text: 1].")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Seed of the samples: the same seed draws the same samples.")
 @click.option("--out", type=PathParam(path_type=Path), default=None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -240,6 +241,19 @@ def test_every_hook_is_implemented_by_a_test_plugin():
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 implemented |= {h for h in HOOKS if f"def {h}(" in node.value}
     assert implemented == set(HOOKS)
+
+
+def test_the_tutorials_pyproject_is_the_templates():
+    """Step 2 of the tutorial shows the example's pyproject.toml: it must be what
+    `genzoo plugin new` writes (its description aside), test settings included."""
+    from genzoo import __version__
+    from genzoo.templates.plugin import PYPROJECT
+
+    shown = (ROOT / "docs" / "examples" / "genzoo-pixelcnn" / "pyproject.toml").read_text()
+    written = PYPROJECT.substitute(name="pixelcnn", package="genzoo_pixelcnn",
+                                   backend="torch", genzoo_version=__version__)
+    description = next(line for line in shown.splitlines() if line.startswith("description"))
+    assert shown == re.sub(r"(?m)^description = .*$", description, written)
 
 
 def test_the_example_plugin_from_the_tutorial_installs_and_trains(tmp_path):
