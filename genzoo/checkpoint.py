@@ -398,7 +398,8 @@ class RunDir:
     def read_config(self) -> dict[str, Any]:
         """The run's ``config.json``; a folder that holds none, or another tool's, is an error."""
         if not self.holds_run():
-            raise CheckpointError(f"{self.path} is not a genzoo run (no {self.CONFIG})")
+            raise CheckpointError(f"{self.path} does not exist" if not self.path.exists() else
+                                  f"{self.path} is not a genzoo run (no {self.CONFIG})")
         config = read_json(self.path / self.CONFIG)
         if not isinstance(config, dict) or any(k not in config for k in self.REQUIRED):
             raise CheckpointError(f"{self.path} is not a genzoo run (its {self.CONFIG} was not "

@@ -129,9 +129,14 @@ def image_quality(generator: Any, data: Any, samples: int,
 
 
 def _check_enough(data: Any) -> None:
-    """The image metrics need a test split of ``MIN_TEST_IMAGES``: the reference
-    Inception-style score splits it in ``IS_SPLITS``, precision and recall need ``PR_K``
-    neighbours of each image."""
+    """The image metrics need labels (to train the domain classifier) and a test split
+    of ``MIN_TEST_IMAGES``: the reference Inception-style score splits it in
+    ``IS_SPLITS``, precision and recall need ``PR_K`` neighbours of each image. Checked
+    before anything is computed."""
+    if data.kind == "image" and any(getattr(data, f"{split}_labels") is None
+                                    for split in ("train", "val", "test")):
+        raise DataError(f"dataset '{data.name}' has no labels; genzoo eval's image metrics "
+                        "need a labelled dataset to train their feature extractor")
     if data.kind == "image" and len(data.test) < MIN_TEST_IMAGES:
         raise DataError(f"the test split of '{data.name}' has {len(data.test)} image"
                         f"{'s' * (len(data.test) != 1)}; genzoo eval needs at least "

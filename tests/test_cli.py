@@ -67,9 +67,10 @@ def test_datasets_lists_bundled_and_downloadable() -> None:
     (["train", "vae", "--batch-size", "0"], "'batch_size': must be positive"),
     (["train", "vae", "--epochs", "many"], "'many' is not a valid integer"),
     (["train", "vae", "--epochs", "2", "--steps", "3"], "give epochs or steps, not both"),
-    (["sample", "no-such-run"], "no-such-run is not a genzoo run"),
+    (["sample", "no-such-run"], "no-such-run does not exist"),
+    (["sample", "."], ". is not a genzoo run (no config.json)"),
     (["sample", "no-such-run", "--n", "0"], "--n"),
-    (["compare", "no-such-run"], "no-such-run is not a genzoo run and holds none"),
+    (["compare", "no-such-run"], "no-such-run does not exist"),
     (["bogus"], "No such command 'bogus'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:

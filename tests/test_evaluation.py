@@ -76,6 +76,18 @@ def test_the_iwae_bound_tightens_with_k(backend, tmp_path) -> None:
     assert abs(nll[100] - nll[1000]) < nll[10] - nll[100]
 
 
+def test_an_unlabelled_image_dataset_is_refused_before_any_metric() -> None:
+    from genzoo.data import ImageData
+    from genzoo.errors import DataError
+    from genzoo.evaluation import _check_enough
+
+    x = np.zeros((20, 4, 4, 1), np.float32)
+    with pytest.raises(DataError, match="'blank' has no labels; genzoo eval's image metrics"):
+        _check_enough(ImageData("blank", x, x, x))  # a plugin's data, without labels
+    labels = np.zeros(20, np.int64)
+    _check_enough(ImageData("blank", x, x, x, labels, labels, labels))
+
+
 def test_genzoo_eval_for_an_image_model_writes_its_protocol(tmp_path) -> None:
     data = synthetic_images(tmp_path / "bars", shape=(8, 8), n_train=600, n_test=200)
     run = tmp_path / "run"

@@ -123,7 +123,8 @@ def load(spec):
 @hookimpl
 def register_datasets(register):
     register(DatasetSpec(name="speckle", kind="image", loader="extras_plugin:load",
-                         summary="random speckles", shape=(4, 4, 1), offline=True))
+                         summary="random speckles", shape=(4, 4, 1), offline=True,
+                         source="generated", license="CC0"))
 
 @hookimpl
 def register_commands(cli):
@@ -150,7 +151,9 @@ def test_register_datasets_and_register_commands(tmp_path):
     install(tmp_path / "site", "extras_plugin", DATASET_AND_COMMAND, "extras")
     env = _env(tmp_path / "site")
     datasets = json.loads(run_genzoo("datasets", "--json", env=env).stdout)
-    assert any(d["name"] == "speckle" and d["plugin"] == "extras" for d in datasets)
+    speckle = next(d for d in datasets if d["name"] == "speckle")
+    assert (speckle["plugin"], speckle["source"], speckle["license"]) == ("extras", "generated",
+                                                                         "CC0")
     trained = run_genzoo("train", "vae", "--preset", "tiny", "--data", "speckle", "--set",
                          "batch_size=16", "--out", str(tmp_path / "run"), env=env)
     assert trained.returncode == 0, trained.stderr

@@ -309,7 +309,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path) 
     (["train", "vae", "--checkpoint-every", "-1"], "'checkpoint_every': must not be negative"),
     (["train", "vae", "--set", "keep_checkpoints=0"], "'keep_checkpoints': must be at least 1"),
     (["train", "vae", "--out", "/proc/genzoo-cannot-write"], "cannot write to"),
-    (["train", "vae", "--resume", "/nonexistent-run"], "is not a genzoo run"),
+    (["train", "vae", "--resume", "/nonexistent-run"], "/nonexistent-run does not exist"),
     (["train", "vae", "--resume", "FOREIGN"], "is not a genzoo run (its config.json was not "
                                               "written by genzoo)"),
     (["sample", "FOREIGN"], "is not a genzoo run"),
