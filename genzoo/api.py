@@ -9,8 +9,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from genzoo.checkpoint import (WEIGHTS, RunDir, checkpoint_name, complete_checkpoints,
-                               latest_checkpoint, load_tensors, read_checkpoint, tensor_metadata)
+from genzoo.checkpoint import (WEIGHTS, RunDir, checkpoint_name, checkpoint_step,
+                               complete_checkpoints, latest_checkpoint, load_tensors,
+                               read_checkpoint, tensor_metadata)
 from genzoo.config import TrainConfig, from_dict, is_whole, resolve, to_dict
 from genzoo.errors import (CheckpointError, ConfigError, DataError, LookupFailed,
                            did_you_mean)
@@ -275,17 +276,19 @@ def finished_error(run: Path, step: int, total: int) -> CheckpointError:
 
 
 def finished_before_start(run_dir: RunDir, p: Plan) -> CheckpointError | None:
-    """For a complete run that ``p`` would not train further, the refusal; read from
-    meta.json alone (no data, no framework), so a launcher can refuse once, early."""
+    """For a complete run that ``p`` would not train further, the refusal, by the rule
+    resuming applies (meta.json says complete, and a checkpoint holds every step), read
+    without the data or a framework, so that a launcher can refuse once, early."""
     meta = run_dir.meta() or {}
     step, epoch = meta.get("step"), meta.get("epoch")
-    if (meta.get("status") != "complete" or not is_whole(step)
+    candidates = complete_checkpoints(run_dir.checkpoints)
+    if (meta.get("status") != "complete" or not candidates or not is_whole(step, 1)
             or not isinstance(epoch, (int, float)) or not epoch > 0):
         return None
-    cfg, done = p.train_config, int(step or 0)  # "or 0" for mypy: step is whole here
-    total = (cfg.steps if cfg.steps is not None
-             else (cfg.epochs or 1) * round(done / epoch))  # done / epoch: steps per epoch
-    return finished_error(run_dir.path, done, total) if done >= total else None
+    cfg, newest = p.train_config, checkpoint_step(candidates[0])
+    total = (cfg.steps if cfg.steps is not None  # meta's step / epoch: steps per epoch
+             else (cfg.epochs or 1) * round(int(step or 0) / epoch))  # ("or 0": mypy)
+    return finished_error(run_dir.path, newest, total) if newest >= total else None
 
 
 def keras_backend_change(run_dir: RunDir, spec: ModelSpec) -> str | None:

@@ -165,6 +165,16 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint folder holds, read from its name.
+
+    Examples:
+        >>> checkpoint_step(Path("runs/x/checkpoints") / checkpoint_name(1500))
+        1500
+    """
+    return int(path.name.split("-")[-1])
+
+
 def write_checkpoint(
     directory: Path,
     step: int,

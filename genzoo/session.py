@@ -17,9 +17,9 @@ from typing import Any
 
 from genzoo import __version__
 from genzoo.api import Plan, Run, check_origin, finished_error, weights_metadata
-from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, complete_checkpoints,
-                               load_tensors, read_checkpoint, remove_unfinished_checkpoints,
-                               save_tensors, write_checkpoint)
+from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, checkpoint_step,
+                               complete_checkpoints, load_tensors, read_checkpoint,
+                               remove_unfinished_checkpoints, save_tensors, write_checkpoint)
 from genzoo.distributed import Sharded, any_rank, world
 from genzoo.errors import CheckpointError, DataError, one_line
 from genzoo.progress import Reporter
@@ -292,7 +292,7 @@ class Session:
             remove_unfinished_checkpoints(self.run_dir.checkpoints)
         candidates = complete_checkpoints(self.run_dir.checkpoints)
         meta = self.run_dir.meta() or {}
-        newest = int(candidates[0].name.split("-")[-1]) if candidates else 0
+        newest = checkpoint_step(candidates[0]) if candidates else 0
         if meta.get("status") == "complete" and newest >= total:  # even if it is corrupt
             raise self._finished(newest, total)
         if not candidates:
