@@ -278,16 +278,22 @@ def finished_error(run: Path, step: int, total: int) -> CheckpointError:
 def finished_before_start(run_dir: RunDir, p: Plan) -> CheckpointError | None:
     """For a complete run that ``p`` would not train further, the refusal, by the rule
     resuming applies (meta.json says complete, and a checkpoint holds every step), read
-    without the data or a framework, so that a launcher can refuse once, early."""
+    without the data or a framework, so that a launcher can refuse once, early.
+
+    ``None`` when that cannot be told so: a run measured in epochs whose batch or model
+    config changes has another number of steps per epoch (the session counts them)."""
     meta = run_dir.meta() or {}
     step, epoch = meta.get("step"), meta.get("epoch")
     candidates = complete_checkpoints(run_dir.checkpoints)
     if (meta.get("status") != "complete" or not candidates or not is_whole(step, 1)
             or not isinstance(epoch, (int, float)) or not epoch > 0):
         return None
-    cfg, newest = p.train_config, checkpoint_step(candidates[0])
-    total = (cfg.steps if cfg.steps is not None  # meta's step / epoch: steps per epoch
-             else (cfg.epochs or 1) * round(int(step or 0) / epoch))  # ("or 0": mypy)
+    cfg, saved = p.train_config, resume_plan(run_dir.path)
+    if cfg.steps is None and (saved.train_config.batch_size != cfg.batch_size
+                              or saved.model_config != p.model_config):
+        return None
+    newest = checkpoint_step(candidates[0])
+    total = cfg.total_steps(round(int(step or 0) / epoch))  # meta's steps per epoch
     return finished_error(run_dir.path, newest, total) if newest >= total else None
 
 

@@ -19,7 +19,7 @@ import click
 
 from genzoo import __version__
 from genzoo.config import MAX_SEED, next_seed
-from genzoo.errors import GenzooError, one_line
+from genzoo.errors import GenzooError, Terminated, one_line
 from genzoo.sampling import TEMPERATURE, TOP_K
 
 BACKEND_CHOICES = ("torch", "keras")
@@ -326,10 +326,10 @@ def _launch_torchrun(nproc: int, out: Path | None) -> None:
     # reaches torchrun and the ranks directly (they stop together and checkpoint), so the
     # launcher only waits; a SIGTERM sent to the launcher alone is passed to torchrun,
     # which passes it to the ranks.
-    stopped: list[str] = []
+    stopped: list[signal.Signals] = []
 
     def on_signal(signum: int, frame: Any) -> None:
-        stopped.append(signal.Signals(signum).name)
+        stopped.append(signal.Signals(signum))
         if signum == signal.SIGTERM:
             proc.send_signal(signum)
 
@@ -339,11 +339,14 @@ def _launch_torchrun(nproc: int, out: Path | None) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if stopped or code in (130, -signal.SIGINT, -signal.SIGTERM):
+    if stopped or code in (130, 143, -signal.SIGINT, -signal.SIGTERM):
         # The ranks stopped together and rank 0 said where (interrupted at step N).
-        click.echo(f"genzoo: distributed training stopped ({stopped[0] if stopped else 'Ctrl-C'}); "
-                   "continue it with --resume and the same --nproc", err=True)
-        raise SystemExit(130)
+        sig = stopped[0] if stopped else (signal.SIGTERM if code in (143, -signal.SIGTERM)
+                                          else signal.SIGINT)
+        name = "Ctrl-C" if sig == signal.SIGINT else sig.name
+        click.echo(f"genzoo: distributed training stopped ({name}); continue it with "
+                   "--resume and the same --nproc", err=True)
+        raise SystemExit(128 + sig)
     if code != 0:
         raise GenzooError(f"distributed training failed (torchrun exited with {code}); "
                           "the failing rank's error is above")
@@ -589,15 +592,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="genzoo", standalone_mode=False)
     except GenzooError as exc:
-        what = "" if exc.exit_code == 130 else "error: "  # Ctrl-C, handled: not an error
-        print(f"genzoo: {what}{one_line(str(exc))}", file=sys.stderr)
+        stopped = exc.exit_code in (130, 143)  # Ctrl-C or SIGTERM, handled: not an error
+        print(f"genzoo: {'' if stopped else 'error: '}{one_line(str(exc))}", file=sys.stderr)
         _exit(exc.exit_code)
     except click.exceptions.Abort:
         print("genzoo: aborted", file=sys.stderr)
         _exit(130)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("genzoo: interrupted", file=sys.stderr)
-        _exit(130)
+        _exit(143 if isinstance(exc, Terminated) else 130)
     except NO_ARGS_IS_HELP as exc:  # `genzoo`, `genzoo plugin`
         click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
         _exit(0)

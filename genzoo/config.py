@@ -85,6 +85,11 @@ class TrainConfig:
         require(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
         check_device(self.device)
 
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """How many steps the run trains: ``steps``, else ``epochs`` (default 1) passes of
+        ``steps_per_epoch``."""
+        return self.steps if self.steps is not None else (self.epochs or 1) * steps_per_epoch
+
 
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_SEED = 2**31 - 1  # what every framework's seeding accepts (Keras on torch: int32)

@@ -37,6 +37,10 @@ class PluginError(GenzooError):
     """A plugin broke the plugin contract (for example a duplicate registration)."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM stopped the process at once, as a Ctrl-C would; the CLI exits with 143."""
+
+
 def one_line(text: object) -> str:
     """``text`` with every run of whitespace (newlines too) as one space."""
     return " ".join(str(text).split())

@@ -21,7 +21,7 @@ from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, checkpoint_s
                                complete_checkpoints, load_tensors, read_checkpoint,
                                remove_unfinished_checkpoints, save_tensors, write_checkpoint)
 from genzoo.distributed import Sharded, any_rank, world
-from genzoo.errors import CheckpointError, DataError, one_line
+from genzoo.errors import CheckpointError, DataError, Terminated, one_line
 from genzoo.progress import Reporter
 from genzoo.protocols import History
 from genzoo.training import Diverged, Interrupted, LoopHooks, evaluate, fit
@@ -76,7 +76,7 @@ class Session:
             batches = Sharded(batches)  # this rank's slice of every global batch
             self.reporter = self.reporter if world().is_main else Reporter()
         spe = batches.steps_per_epoch
-        total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * spe
+        total = cfg.total_steps(spe)
         if total <= 0:
             raise DataError(f"dataset '{p.data}' gives zero training steps")
 
@@ -132,13 +132,16 @@ class Session:
         if total > start:
             self._checkpoint(total)
         try:
-            metrics = self._finish(total, history, test_batches)
-        except KeyboardInterrupt:  # training is done and checkpointed: say how to finish
+            with self._sigterm_stops():
+                metrics = self._finish(total, history, test_batches)
+        except KeyboardInterrupt as exc:  # training is done and checkpointed: say how to finish
             self._write_meta("interrupted", total, wall, {})
-            raise Interrupted(total, (
+            stopped = Interrupted(total, (
                 f"interrupted while finishing (test pass, weights, samples); all {total} steps "
                 f"are trained and checkpointed. Finish with: genzoo train {p.spec.name} "
-                f"--resume {self.run_dir.path}")) from None
+                f"--resume {self.run_dir.path}"))
+            stopped.exit_code = 143 if isinstance(exc, Terminated) else 130
+            raise stopped from None
         self._write_meta("complete", total, wall, metrics)
         return Run(self.run_dir.path, generator, history, metrics)
 
@@ -218,7 +221,9 @@ class Session:
         """First Ctrl-C or SIGTERM: finish the step, checkpoint, stop. Second: stop at once.
 
         SIGTERM is what ``timeout``, ``docker stop``, systemd and batch schedulers send
-        before they kill; the run stops as for Ctrl-C and exits with status 143.
+        before they kill; the run stops as for Ctrl-C and the CLI exits with status 143.
+        It is taken only from its default action: a program that calls ``genzoo.train``
+        and handles or ignores SIGTERM itself keeps its handler.
 
         Under torchrun a rank hears one Ctrl-C twice (from the terminal, then passed on by
         torchrun, which also sends SIGTERM when it shuts the job down): there, repeats
@@ -231,24 +236,25 @@ class Session:
             if self.stop_requested:
                 if distributed:
                     return
-                raise KeyboardInterrupt
+                raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
             self.stop_requested, self.stop_signal = True, signum
             again = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
             self.reporter.message(
                 "stopping at the next logged step, with every rank" if distributed else
                 f"stopping after this step ({again} again to quit at once)")
 
-        signals = [signal.SIGINT, signal.SIGTERM]
-        try:
-            previous = {sig: signal.signal(sig, handler) for sig in signals}
-        except ValueError:  # not the main thread: leave signals alone
+        with _handling(handler, signal.SIGINT, signal.SIGTERM, sigterm=distributed):
             yield
-            return
-        try:
+
+    @contextmanager
+    def _sigterm_stops(self) -> Iterator[None]:
+        """While the run finishes (test pass, weights, samples), SIGTERM stops it at once,
+        as Ctrl-C does, and the run stays resumable."""
+        def handler(signum: int, frame: Any) -> None:
+            raise Terminated
+
+        with _handling(handler, signal.SIGTERM):
             yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
 
     def _elapsed(self) -> float:
         """Seconds of training so far, over every process that trained this run."""
@@ -372,6 +378,24 @@ class Session:
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "metrics": metrics,
         })
+
+
+@contextmanager
+def _handling(handler: Any, *signals: int, sigterm: bool = False) -> Iterator[None]:
+    """``handler`` for ``signals`` while the block runs; SIGTERM only where it has its
+    default action (or ``sigterm``), and nothing outside the main thread."""
+    taken = [sig for sig in signals if sig != signal.SIGTERM or sigterm
+             or signal.getsignal(sig) is signal.SIG_DFL]
+    try:
+        previous = {sig: signal.signal(sig, handler) for sig in taken}
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _strip(record: dict[str, Any]) -> dict[str, Any]:

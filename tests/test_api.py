@@ -56,6 +56,9 @@ def test_epochs_replace_the_presets_steps_as_on_the_command_line(tmp_path) -> No
     done = genzoo.api.finished_before_start(RunDir(run.path), one)
     assert done is not None and f"trained {meta['step']} of its {meta['step']} steps" in str(done)
     assert genzoo.api.finished_before_start(RunDir(run.path), two) is None
+    smaller = genzoo.api.plan("vae", preset="tiny", batch_size=8, **genzoo.api.length_overrides(
+        {"epochs": 1}))  # more steps per epoch: only the session can count them
+    assert genzoo.api.finished_before_start(RunDir(run.path), smaller) is None
 
 
 def test_the_default_run_folder_is_named_by_model_backend_and_utc_time(tmp_path,
@@ -175,19 +178,27 @@ def test_a_keras_run_stays_on_its_keras_backend(tmp_path) -> None:
         genzoo.load(run)
 
 
-def test_a_ctrl_c_while_finishing_leaves_a_run_that_resume_finishes(tmp_path,
+@pytest.mark.parametrize("sigterm", [False, True])
+def test_a_ctrl_c_while_finishing_leaves_a_run_that_resume_finishes(sigterm, tmp_path,
                                                                      monkeypatch) -> None:
+    import os
+    import signal
+
     from genzoo.session import Session
     from genzoo.training import Interrupted
 
     def interrupted(self) -> None:
+        if sigterm:  # a real SIGTERM, delivered to this process while it writes samples
+            os.kill(os.getpid(), signal.SIGTERM)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
         patch.setattr(Session, "_write_samples", interrupted)
         with pytest.raises(Interrupted, match="all 6 steps are trained and checkpointed. "
-                                              "Finish with: genzoo train vae --resume"):
+                                              "Finish with: genzoo train vae --resume") as info:
             genzoo.train("vae", preset="tiny", steps=6, out=tmp_path / "r")
+    assert info.value.exit_code == (143 if sigterm else 130)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
     meta = json.loads((tmp_path / "r" / "meta.json").read_text())
     assert (meta["status"], meta["step"]) == ("interrupted", 6)
     finished = genzoo.resume(tmp_path / "r")

@@ -105,6 +105,7 @@ def test_ctrl_c_or_sigterm_checkpoints_and_exits(sig, status, tmp_path) -> None:
     _kill_at(proc, run, 40, sig)
     assert proc.returncode == status
     stderr = proc.stderr.read()
+    assert "error" not in stderr  # a stop on request, not a failure
     step = int(stderr.split("interrupted at step ")[1].split(";")[0])
     assert step >= 40 and "--resume" in stderr
     checkpoint = latest_checkpoint(run / "checkpoints")
@@ -113,7 +114,8 @@ def test_ctrl_c_or_sigterm_checkpoints_and_exits(sig, status, tmp_path) -> None:
     assert json.loads((run / "meta.json").read_text())["status"] == "interrupted"
 
 
-def test_a_second_ctrl_c_exits_at_once(tmp_path) -> None:
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_second_ctrl_c_or_sigterm_exits_at_once(sig, status, tmp_path) -> None:
     run = tmp_path / "run"
     proc = subprocess.Popen([GENZOO, "train", "vae", "--preset", "tiny", "--steps", "100000",
                              "--set", "log_every=5", "--out", str(run)],
@@ -121,10 +123,35 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path) -> None:
     deadline = time.monotonic() + 60
     while _logged_step(run) < 10 and time.monotonic() < deadline:
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 130
+    proc.send_signal(sig)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == status
     assert json.loads((run / "meta.json").read_text())["status"] == "interrupted"
+    assert "error" not in proc.stderr.read()
+
+
+def test_sigterm_is_taken_only_from_its_default_action() -> None:
+    """A program that handles (or ignores) SIGTERM itself and calls genzoo.train keeps
+    its handler; the default action (death) becomes a clean stop."""
+    from genzoo.session import _handling
+
+    def mine(signum, frame):
+        pass
+
+    def genzoos(signum, frame):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        with _handling(genzoos, signal.SIGINT, signal.SIGTERM):
+            assert signal.getsignal(signal.SIGTERM) is mine
+            assert signal.getsignal(signal.SIGINT) is genzoos
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with _handling(genzoos, signal.SIGTERM):
+            assert signal.getsignal(signal.SIGTERM) is genzoos
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_crash_is_recorded_and_a_failed_start_leaves_no_folder(tmp_path, monkeypatch) -> None:
