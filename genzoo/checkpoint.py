@@ -104,12 +104,15 @@ def tensors_sha256(tensors: Mapping[str, np.ndarray]) -> str:
         True
         >>> tensors_sha256(a) == tensors_sha256({**a, "w": np.zeros((3, 2), np.float32)})
         False
+        >>> tensors_sha256({"x": np.float32(1)}) == tensors_sha256({"x": np.ones(1, np.float32)})
+        False
     """
     digest = hashlib.sha256()
     for name in sorted(tensors):
-        value = np.ascontiguousarray(tensors[name])
-        digest.update(f"{name}\0{value.dtype.str}\0{value.shape}\0".encode())
-        digest.update(value.tobytes())
+        value = np.asarray(tensors[name])  # (ascontiguousarray would make a scalar 1-d)
+        head = json.dumps([name, value.dtype.str, list(value.shape)]).encode()
+        digest.update(len(head).to_bytes(8, "little") + head)
+        digest.update(value.tobytes())  # C order, whatever the array's layout
     return digest.hexdigest()
 
 

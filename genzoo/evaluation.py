@@ -119,7 +119,7 @@ def image_quality(generator: Any, data: Any, samples: int,
     protocol = {
         "generated_images": samples, "test_images": n, "sample_seed": EVAL_SEED,
         "feature_extractor": {k: clf.info[k] for k in
-                              ("dataset", "test_accuracy", "sha256", "recipe", "path")
+                              ("dataset", "test_accuracy", "tensors_sha256", "recipe", "path")
                               if k in clf.info},
         "features": "penultimate layer (128) of the domain classifier",
         "inception_score_splits": IS_SPLITS, "precision_recall_k": PR_K,

@@ -103,10 +103,10 @@ def test_genzoo_eval_for_an_image_model_writes_its_protocol(tmp_path) -> None:
     assert metrics["test_nll_iwae_k20"] <= metrics["test_nelbo"]
     assert protocol["generated_images"] == 200 and protocol["iwae_samples"] == 20
     extractor = protocol["feature_extractor"]
-    assert len(extractor["sha256"]) == 64 and extractor["test_accuracy"] > 0.95
+    assert extractor["test_accuracy"] > 0.95
     from genzoo.checkpoint import load_tensors, tensors_sha256
 
-    assert extractor["sha256"] == tensors_sha256(load_tensors(Path(extractor["path"])))
+    assert extractor["tensors_sha256"] == tensors_sha256(load_tensors(Path(extractor["path"])))
     assert {"fd_train_vs_test", "is_test"} <= set(protocol["reference"])
     assert protocol["reference"]["fd_train_vs_test"] < metrics["fd"]
     few = synthetic_images(tmp_path / "few", shape=(8, 8), n_train=600, n_test=9)

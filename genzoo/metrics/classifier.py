@@ -46,7 +46,7 @@ class DomainClassifier:
     """A trained classifier: features and class probabilities for NHWC images in [0, 1]."""
 
     net: Any
-    info: dict[str, Any]  # dataset, accuracy, sha256, recipe, path
+    info: dict[str, Any]  # dataset, accuracy, tensors_sha256, recipe, path
 
     def features(self, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """Penultimate-layer features (N, 128) and softmax probabilities (N, classes)."""
@@ -128,7 +128,7 @@ def load_or_train(data: Any, reporter: Any = None) -> DomainClassifier:
     if weights.is_file() and record.is_file():
         info = json.loads(record.read_text())
         tensors = load_tensors(weights)
-        if tensors_sha256(tensors) == info.get("sha256"):
+        if tensors_sha256(tensors) == info.get("tensors_sha256"):
             import torch
 
             net = _network(data.info.shape, info["classes"])
@@ -140,8 +140,8 @@ def load_or_train(data: Any, reporter: Any = None) -> DomainClassifier:
     weights.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().numpy() for k, v in clf.net.state_dict().items()}
     save_tensors(weights, tensors)
-    info = {**clf.info, "test_accuracy": accuracy, "sha256": tensors_sha256(tensors),
-            "data_sha256": digest, "recipe": RECIPE}
+    info = {**clf.info, "test_accuracy": accuracy, "data_sha256": digest, "recipe": RECIPE,
+            "tensors_sha256": tensors_sha256(tensors)}
     atomic_write_json(record, info)
     clf.info = {**info, "path": str(weights)}
     return clf
