@@ -33,7 +33,7 @@ class PathParam(click.Path):
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and not value.strip():
+        if value == "":
             self.fail("an empty path; name a file or folder ('.' for this one)", param, ctx)
         return super().convert(value, param, ctx)
 

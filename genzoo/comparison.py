@@ -149,7 +149,8 @@ def compare(paths: Path | str | Iterable[Path | str],
         raise ConfigError(f"compare needs run paths, not {paths!r}")
     named = {Path(p).expanduser().resolve() for p in paths}
     runs = []
-    for path in find_runs(paths):
+    found = find_runs(paths)
+    for path in found:
         try:
             runs.append(describe(path))
         except (CheckpointError, KeyError, TypeError, AttributeError) as exc:
@@ -159,7 +160,7 @@ def compare(paths: Path | str | Iterable[Path | str],
             if path.resolve() in named:  # a run named on its own must be readable
                 raise CheckpointError(problem) from None
             warnings.warn(f"{problem}; left out", stacklevel=2)  # one of a folder's runs
-    if not runs:
+    if found and not runs:
         raise CheckpointError("none of the runs in "
                               f"{', '.join(str(p) for p in paths)} can be read")
     wanted = tuple(metrics)

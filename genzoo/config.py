@@ -250,8 +250,10 @@ def field_docs(cls: type) -> list[tuple[str, str, Any, str]]:
     """``(name, type, default, comment)`` for each field of a config dataclass.
 
     The comment is the one written after the field in its class's source (genzoo's
-    convention), with the comment-only lines right below it, so the docs site's
-    configuration reference cannot drift from the code.
+    convention), continued by the comment-only lines right below it whose text starts
+    in the same column, so the docs site's configuration reference cannot drift from the
+    code. (A comment-only line indented otherwise, such as a section heading, is not
+    part of it.)
     """
     comments: dict[str, str] = {}
     for klass in reversed(cls.__mro__):  # a subclass's comment wins
@@ -259,14 +261,14 @@ def field_docs(cls: type) -> list[tuple[str, str, Any, str]]:
             source = inspect.getsource(klass)
         except (OSError, TypeError):
             continue
-        last = None  # the field whose comment a comment-only line continues
+        last, column = None, -1  # the field a comment-only line may continue
         for line in source.splitlines():
             m = re.match(r"^\s+(\w+)\s*:[^=#]+=[^#]*#\s*(.+)$", line)
             more = re.match(r"^\s+#\s*(.+)$", line)
             if m:
-                last = m.group(1)
+                last, column = m.group(1), m.start(2)
                 comments[last] = m.group(2).strip()
-            elif more and last is not None:
+            elif more and last is not None and more.start(1) == column:
                 comments[last] += " " + more.group(1).strip()
             else:
                 last = None

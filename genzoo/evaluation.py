@@ -33,6 +33,10 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
                  samples: int = SAMPLES, reporter: Reporter | None = None) -> dict[str, Any]:
     """Evaluate a run on its dataset's test split and write ``eval.json`` into it.
 
+    ``k`` (importance samples) goes to the model family's own metrics, where its plugin
+    has them (the VAE's likelihood), and ``samples`` (generated images) to the image
+    metrics; a model they do not apply to ignores them.
+
     With ``data`` naming another dataset, the figures go to ``eval-<dataset>.json``
     instead (``eval_path()``), so they never replace those of the run's own test split.
     """
@@ -133,10 +137,12 @@ def _check_enough(data: Any) -> None:
     of ``MIN_TEST_IMAGES``: the reference Inception-style score splits it in
     ``IS_SPLITS``, precision and recall need ``PR_K`` neighbours of each image. Checked
     before anything is computed."""
-    if data.kind == "image" and any(getattr(data, f"{split}_labels") is None
-                                    for split in ("train", "val", "test")):
-        raise DataError(f"dataset '{data.name}' has no labels; genzoo eval's image metrics "
-                        "need a labelled dataset to train their feature extractor")
+    unlabelled = [split for split in ("train", "val", "test")
+                  if data.kind == "image" and getattr(data, f"{split}_labels") is None]
+    if unlabelled:
+        raise DataError(f"dataset '{data.name}' has no labels for its {', '.join(unlabelled)} "
+                        "split; genzoo eval's image metrics need a labelled dataset to train "
+                        "their feature extractor")
     if data.kind == "image" and len(data.test) < MIN_TEST_IMAGES:
         raise DataError(f"the test split of '{data.name}' has {len(data.test)} image"
                         f"{'s' * (len(data.test) != 1)}; genzoo eval needs at least "

@@ -249,3 +249,4 @@ def test_compare_groups_only_seed_repeats_of_finished_runs(tmp_path) -> None:
         "g", "g-copy", "v8", "v8-again", "v8-nan"]
     with pytest.raises(CheckpointError, match="config.json is not valid JSON"):
         compare([tmp_path / "v4", tmp_path / "v8"])
+    assert compare([]) == {"runs": [], "groups": []}  # nothing named, nothing to read

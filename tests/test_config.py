@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
-from genzoo.config import TrainConfig, make_config, parse_assignments, resolve
+from genzoo.config import ModelConfig, TrainConfig, make_config, parse_assignments, resolve
 from genzoo.errors import ConfigError
 from genzoo_vae.config import PRESETS, VAEConfig
 
@@ -65,3 +67,20 @@ def test_every_builtin_preset_resolves() -> None:
     for spec in get_registry().models.values():
         for name in spec.presets:
             resolve(spec.config, spec.preset(name), {})
+
+
+@dataclass(frozen=True)
+class _Commented(ModelConfig):
+    width: int = 4  # units of the layer;
+    #                 doubled in the second
+    depth: int = 2  # layers
+    # -- regularisation --
+    rate: float = 0.1  # of dropout
+
+
+def test_field_docs_read_continued_comments_but_not_section_headings() -> None:
+    from genzoo.config import field_docs
+
+    comments = {name: comment for name, _, _, comment in field_docs(_Commented)}
+    assert comments == {"width": "units of the layer; doubled in the second",
+                        "depth": "layers", "rate": "of dropout"}

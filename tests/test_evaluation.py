@@ -82,10 +82,20 @@ def test_an_unlabelled_image_dataset_is_refused_before_any_metric() -> None:
     from genzoo.evaluation import _check_enough
 
     x = np.zeros((20, 4, 4, 1), np.float32)
-    with pytest.raises(DataError, match="'blank' has no labels; genzoo eval's image metrics"):
+    with pytest.raises(DataError, match="'blank' has no labels for its train, val, test split"):
         _check_enough(ImageData("blank", x, x, x))  # a plugin's data, without labels
     labels = np.zeros(20, np.int64)
+    with pytest.raises(DataError, match="'blank' has no labels for its test split"):
+        _check_enough(ImageData("blank", x, x, x, labels, labels))
     _check_enough(ImageData("blank", x, x, x, labels, labels, labels))
+
+
+def test_eval_refuses_k_for_a_gan(tmp_path) -> None:
+    run = genzoo.train("gan", "torch", "tiny", steps=2, out=tmp_path / "gan")
+    refused = run_genzoo("eval", str(run.path), "--k", "5")
+    assert refused.returncode == 2 and "--k applies to models whose plugin has its own " \
+        "metrics (the VAE's likelihood); gan has none" in refused.stderr
+    assert not (run.path / "eval.json").exists()
 
 
 def test_genzoo_eval_for_an_image_model_writes_its_protocol(tmp_path) -> None:

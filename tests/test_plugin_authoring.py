@@ -102,6 +102,17 @@ def test_a_plugin_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(GenzooError, match="cannot write the plugin into .*No space left"):
         write_plugin("thing", "torch", tmp_path)
     assert list(tmp_path.iterdir()) == []  # no half-written package to trip a retry
+
+    def another_writer(self, text, *args, **kwargs):  # `plugin new thing` in another shell
+        (tmp_path / "genzoo-thing").mkdir(exist_ok=True)
+        return real(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", another_writer)
+    with pytest.raises(GenzooError, match="genzoo-thing already exists"):
+        write_plugin("thing", "torch", tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["genzoo-thing"]  # theirs, untouched
+    assert list((tmp_path / "genzoo-thing").iterdir()) == []
+    (tmp_path / "genzoo-thing").rmdir()
     monkeypatch.setattr(Path, "write_text", real)
     root = write_plugin("thing", "torch", tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["genzoo-thing"]

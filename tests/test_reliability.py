@@ -354,7 +354,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path) 
     (["train", "vae", "--device", "cuda:x"], "'device': must be auto, cpu, cuda, cuda:N or mps"),
     (["train", "vae", "--set", "lr=inf"], "'lr': expected a finite number, got 'inf'"),
     (["train", "vae", "--out", ""], "Invalid value for '--out': an empty path"),
-    (["train", "vae", "--resume", " "], "Invalid value for '--resume': an empty path"),
+    (["train", "vae", "--resume", ""], "Invalid value for '--resume': an empty path"),
     (["sample", ""], "Invalid value for 'RUN': an empty path"),
     (["compare", "RUN", ""], "Invalid value for 'RUNS...': an empty path"),
     (["train", "vae", "--nproc", "2", "--backend", "keras"],

@@ -7,7 +7,9 @@ genzoo's conformance kit.
 
 from __future__ import annotations
 
+import errno
 import re
+import secrets
 import shutil
 from pathlib import Path
 from string import Template
@@ -242,17 +244,23 @@ def write_plugin(name: str, backend: str, directory: Path) -> Path:
         "tests/test_conformance.py": TEST, ".gitignore": GITIGNORE,
     }
     # Written into a hidden sibling, then renamed: a failure (a full disk) leaves nothing.
-    staging = root.with_name(f".{root.name}.partial")
+    staging: Path | None = None
     try:
-        shutil.rmtree(staging, ignore_errors=True)  # left by a killed earlier attempt
+        staging = root.with_name(f".{root.name}.{secrets.token_hex(4)}.partial")
+        staging.mkdir()  # (with the umask's permissions, as the package will have)
         for relative, template in files.items():
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(template if isinstance(template, str)
                             else template.substitute(values))
+        if root.exists():  # made meanwhile: never replaced
+            raise FileExistsError(errno.EEXIST, "exists", str(root))
         staging.rename(root)
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise GenzooError(f"{root} already exists") from None
         raise GenzooError(f"cannot write the plugin into {directory}: "
                           f"{exc.strerror or exc}") from None
     return root
