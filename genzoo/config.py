@@ -251,9 +251,9 @@ def field_docs(cls: type) -> list[tuple[str, str, Any, str]]:
 
     The comment is the one written after the field in its class's source (genzoo's
     convention), continued by the comment-only lines right below it whose text starts
-    in the same column, so the docs site's configuration reference cannot drift from the
-    code. (A comment-only line indented otherwise, such as a section heading, is not
-    part of it.)
+    under that comment, so the docs site's configuration reference cannot drift from the
+    code. (A comment-only line indented like the fields, such as a section heading, is
+    not part of it.)
     """
     comments: dict[str, str] = {}
     for klass in reversed(cls.__mro__):  # a subclass's comment wins
@@ -266,9 +266,9 @@ def field_docs(cls: type) -> list[tuple[str, str, Any, str]]:
             m = re.match(r"^\s+(\w+)\s*:[^=#]+=[^#]*#\s*(.+)$", line)
             more = re.match(r"^\s+#\s*(.+)$", line)
             if m:
-                last, column = m.group(1), m.start(2)
+                last, column = m.group(1), line.index("#", m.end(1))
                 comments[last] = m.group(2).strip()
-            elif more and last is not None and more.start(1) == column:
+            elif more and last is not None and more.start(1) > column:
                 comments[last] += " " + more.group(1).strip()
             else:
                 last = None

@@ -19,7 +19,7 @@ class VAEConfig(ModelConfig):
     arch: Literal["mlp", "conv"] = "mlp"  # fully connected, or two strided convolutions
     latent_dim: int = 32  # dimensions of z
     hidden: tuple[int, ...] = (512, 256)  # mlp: encoder widths (mirrored in the decoder);
-    #                                         conv: one dense layer of hidden[0] units
+    #                                       conv: one dense layer of hidden[0] units
     channels: int = 32  # conv: channels of the first convolution (doubled in the second)
     activation: Literal["relu", "elu", "gelu", "tanh"] = "relu"  # of every hidden layer
 
