@@ -13,6 +13,7 @@ from functools import lru_cache
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from genzoo import __version__
@@ -87,14 +88,17 @@ class Session:
         self.generator, self.trainer, self.spe = generator, trainer, spe
         self.data, self.backend = data, backend
 
-        start = self._restore(total) if self.resume else 0
+        start, found = self._restore(total) if self.resume else (0, None)
         main = world().is_main  # rank 0 alone writes; every rank trains
         if main:  # on resume too: --allow-changes may have changed the config
+            before = (self.run_dir.meta() or {}).get("precision") if found else None
             self.run_dir.replace()  # --overwrite: the old run goes only now that this one can start
             self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": data.info.to_json(),
                                                     "genzoo": __version__,
                                                     "world_size": world().size})
             self._write_meta("running", start, self.earlier, {})
+            if found is not None:
+                self._log_resume(start, found, before)
         self.started, self.step = time.perf_counter(), start
         val_batches, test_batches = self._eval_sources(data, text_val)
         hooks = LoopHooks(log=self._log if main else lambda record: None,
@@ -288,7 +292,7 @@ class Session:
         self.step = record.get("step", self.step)
         self.run_dir.log(record)
 
-    def _restore(self, total: int) -> int:
+    def _restore(self, total: int) -> tuple[int, Path]:
         """Load the newest checkpoint that verifies; a corrupt one is skipped, with a warning.
 
         A run that has already trained its ``total`` steps is refused, untouched.
@@ -324,18 +328,20 @@ class Session:
             raise self._finished(step, total)
         self.best = state.get("best")
         self.earlier = float(state.get("elapsed_s", 0.0))  # older checkpoints lack it
-        if world().is_main:
-            self.run_dir.truncate_log(step)
-            precision = getattr(self.trainer, "precision", None)
-            self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name,
-                              **({"precision": precision} if precision else {})})
-            self.reporter.message(f"resuming from {found}")
-            before = meta.get("precision")
-            if before and precision and before != precision:  # precision=auto, another device
-                warnings.warn(f"{self.run_dir.path} trained in {before} so far and continues "
-                              f"in {precision} on this device; to keep {before}, resume with "
-                              f"--set precision={before} --allow-changes", stacklevel=2)
-        return step
+        return step, found
+
+    def _log_resume(self, step: int, found: Path, before: str | None) -> None:
+        """Record the resume in metrics.jsonl: once config.json and meta.json are written,
+        so that a resume failing before then leaves the records as they were."""
+        self.run_dir.truncate_log(step)
+        precision = getattr(self.trainer, "precision", None)
+        self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name,
+                          **({"precision": precision} if precision else {})})
+        self.reporter.message(f"resuming from {found}")
+        if before and precision and before != precision:  # precision=auto, another device
+            warnings.warn(f"{self.run_dir.path} trained in {before} so far and continues "
+                          f"in {precision} on this device; to keep {before}, resume with "
+                          f"--set precision={before} --allow-changes", stacklevel=2)
 
     def _finished(self, step: int, total: int) -> CheckpointError:
         return finished_error(self.run_dir.path, step, total)

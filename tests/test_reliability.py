@@ -396,6 +396,23 @@ def test_resume_with_allow_changes_saves_the_new_config(trained, tmp_path) -> No
     assert not (run / "eval.json").exists()  # it scored weights that are gone
 
 
+def test_a_resume_that_cannot_start_leaves_the_records_alone(trained, tmp_path,
+                                                             monkeypatch) -> None:
+    import genzoo
+    from genzoo.session import Session
+
+    run = _copy(trained, tmp_path / "run")
+    records = (run / "metrics.jsonl").read_bytes()
+
+    def refused(self, status, *args, **kwargs):
+        raise CheckpointError(f"cannot write {run / 'meta.json'}: Read-only file system")
+
+    monkeypatch.setattr(Session, "_write_meta", refused)
+    with pytest.raises(CheckpointError, match="Read-only file system"):
+        genzoo.resume(run, steps=40, allow_changes=True)
+    assert (run / "metrics.jsonl").read_bytes() == records  # no resume event, no truncation
+
+
 def test_no_unsafe_loading_anywhere_in_the_package() -> None:
     root = Path(__file__).resolve().parents[1]
     offenders = []
