@@ -223,7 +223,7 @@ def _parse(name: str, hint: Any, value: Any) -> Any:
         if isinstance(value, int):
             return value
         try:
-            return int(str(value).strip())
+            return int(_ascii(value))
         except ValueError:
             raise ConfigError(
                 f"invalid value for '{name}': expected an integer, got '{value}'"
@@ -232,7 +232,7 @@ def _parse(name: str, hint: Any, value: Any) -> Any:
         try:
             if isinstance(value, bool):
                 raise ValueError
-            number = float(value if isinstance(value, (int, float)) else str(value).strip())
+            number = float(value if isinstance(value, (int, float)) else _ascii(value))
         except ValueError:
             raise ConfigError(
                 f"invalid value for '{name}': expected a number, got '{value}'"
@@ -244,6 +244,15 @@ def _parse(name: str, hint: Any, value: Any) -> Any:
     if hint is str:
         return str(value)
     raise TypeError(f"config field '{name}' has an unsupported type {hint!r}")
+
+
+def _ascii(value: Any) -> str:
+    """``value`` as stripped text for ``int()`` or ``float()``, which would also read
+    other scripts' digits (``'٣'`` as 3): a number on the command line is ASCII."""
+    text = str(value).strip()
+    if not text.isascii():
+        raise ValueError(text)
+    return text
 
 
 def field_docs(cls: type) -> list[tuple[str, str, Any, str]]:

@@ -44,6 +44,8 @@ def test_values_are_parsed_by_field_type(key: str, text: str, expected: object) 
     ({"hidden": "64,-1"}, "'hidden'"),
     ({"device": "tpu"}, "'device'"),
     ({"optimizer": "sgd"}, "invalid value for 'optimizer'"),
+    ({"latent_dim": "\u0663"}, "expected an integer, got '\u0663'"),  # Arabic-Indic 3
+    ({"lr": "\uff11e-3"}, "expected a number, got '\uff11e-3'"),  # a full-width 1
 ])
 def test_bad_values_are_refused_with_the_key(overrides: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("?", r"\?")):
