@@ -225,15 +225,27 @@ class Registry:
         label = f"model '{getattr(spec, 'name', '?')}' ({getattr(spec, 'backend', '?')})"
         key = _add(self.models, ModelSpec, lambda s: s.key, spec, info, label)
         info.models.append("/".join(key))
-        if spec.default_dataset not in self.datasets:  # still usable with --data
-            warnings.warn(f"plugin '{info.name}': {label} names default dataset "
-                          f"'{spec.default_dataset}', which is not registered."
-                          f"{did_you_mean(spec.default_dataset, self.datasets)}",
-                          PluginWarning, stacklevel=2)
+        problem = default_dataset_problem(spec, self.datasets)
+        if problem:  # still usable with --data
+            warnings.warn(f"plugin '{info.name}': {label} {problem}", PluginWarning,
+                          stacklevel=2)
 
     def _add_dataset(self, spec: DatasetSpec, info: PluginInfo) -> None:
         label = f"dataset '{getattr(spec, 'name', '?')}'"
         info.datasets.append(_add(self.datasets, DatasetSpec, lambda s: s.name, spec, info, label))
+
+
+def default_dataset_problem(spec: ModelSpec, datasets: Mapping[str, DatasetSpec]) -> str:
+    """What is wrong with a model's default dataset ("" if nothing): it must be
+    registered, and hold what the model makes (images or text)."""
+    found = datasets.get(spec.default_dataset)
+    if found is None:
+        return (f"names default dataset '{spec.default_dataset}', which is not registered."
+                f"{did_you_mean(spec.default_dataset, datasets)}")
+    if found.kind != spec.kind:
+        return (f"names default dataset '{found.name}', which holds {found.kind}s, but the "
+                f"model's kind is '{spec.kind}'")
+    return ""
 
 
 def _add(table: dict[Any, Any], cls: type, key_of: Callable[[Any], Any], spec: Any,

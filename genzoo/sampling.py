@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from genzoo.errors import PluginError
+
 TEMPERATURE = 0.8  # the defaults of genzoo sample, generate() and stream(), as nanoGPT's
 TOP_K = 40
 
@@ -66,11 +68,16 @@ def stream_tokens(prefill: Prefill, extend: Extend | None, prompt: Sequence[int]
         if extend is not None and cache is not None and cached_upto == len(ids) - 1 \
                 and len(ids) <= block_size:
             logits, cache = extend(ids[-1], cache, len(ids) - 1)
-            cached_upto += 1
+            cached_upto, step = cached_upto + 1, "extend"
         else:
             window = ids[-block_size:]
             logits, cache = prefill(window)
             cached_upto = len(ids) if len(window) == len(ids) else -1  # shifted: unusable
+            step = "prefill"
+        if np.ndim(logits) != 1:  # a (1, V) batch would quietly turn off top-k
+            raise PluginError(f"the model's {step} returned logits of shape "
+                              f"{np.shape(logits)}; it must return one vector of "
+                              "vocabulary scores, shape (vocab_size,)")
         token = next_token(logits, temperature, top_k, rng)
         ids.append(token)
         yield token

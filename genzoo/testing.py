@@ -102,9 +102,14 @@ def _synthetic_data(ctx: Context) -> str:
 
 
 def check_builds(ctx: Context) -> None:
-    """The ``tiny`` preset builds, and has trainable parameters."""
+    """The spec's default dataset holds what the model makes (``genzoo train NAME`` uses
+    it); the ``tiny`` preset builds, and has trainable parameters."""
     import genzoo
+    from genzoo.registry import default_dataset_problem, get_registry
 
+    problem = default_dataset_problem(ctx.spec, get_registry().datasets)
+    if problem:
+        raise ConformanceError(f"builds: the spec {problem}")
     model = genzoo.create(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx))
     if model.num_parameters() <= 0:
         raise ConformanceError("builds: the tiny model has no trainable parameters")

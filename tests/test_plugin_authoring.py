@@ -116,6 +116,7 @@ def test_a_plugin_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "write_text", real)
     root = write_plugin("thing", "torch", tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["genzoo-thing"]
+    assert write_plugin("other", "keras", tmp_path / "new" / "dir").is_dir()  # --dir is made
     assert (root / "genzoo_thing" / "model.py").is_file() and (root / ".gitignore").is_file()
 
 
@@ -214,6 +215,9 @@ class Wrong(VAE):
     ({'builder="wrong_model:Wrong"': 'builder="wrong_model:Wromg"'},
      r"^builds: PluginError: cannot import the builder of model 'wrong' "
      r"\(wrong_model:Wromg\): 'wrong_model' has no attribute 'Wromg'. Did you mean 'Wrong'\?"),
+    ({'default_dataset="digits"': 'default_dataset="tiny-shakespeare"'},  # a template's
+     r"^builds: the spec names default dataset 'tiny-shakespeare', which holds texts, but "
+     r"the model's kind is 'image'"),  # kind or dataset left behind: `genzoo train` fails
     ({'summary=': 'monitor="recon_loss", summary='},
      r"^learns: the model reports no metric 'recon_loss' \(the spec's monitor\); it reports: "
      r"loss, kl, recon"),

@@ -168,6 +168,14 @@ def test_an_unknown_default_dataset_is_a_warning_not_a_refusal(site, fresh_regis
     assert registry.model("toy").default_dataset == "digitz"  # --data still works
 
 
+def test_a_default_dataset_of_the_other_kind_is_a_warning(site, fresh_registry):
+    install(site, "toy_text_data_plugin",
+            GOOD.replace('default_dataset="digits"', 'default_dataset="tiny-shakespeare"'), "toy")
+    with pytest.warns(PluginWarning, match="names default dataset 'tiny-shakespeare', which "
+                                           "holds texts, but the model's kind is 'image'"):
+        fresh_registry.get_registry()
+
+
 def test_genzoo_load_plugins_warns_about_a_name_it_cannot_find(site, fresh_registry,
                                                               monkeypatch):
     install(site, "toy_plugin", GOOD, "toy")

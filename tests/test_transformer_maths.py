@@ -153,6 +153,39 @@ def test_the_sampler_runs_a_model_without_a_cache() -> None:
     assert seen[-1] == [2, 3, 4, 0]  # the last block_size ids
 
 
+def test_the_sampler_refuses_logits_that_are_not_one_vector() -> None:
+    """A (1, V) batch of logits would silently turn top-k off: it is the plugin's error."""
+    from genzoo.errors import PluginError
+    from genzoo.sampling import stream_tokens
+
+    def prefill(ids):
+        return np.zeros((1, 5)), None
+
+    with pytest.raises(PluginError, match=r"prefill returned logits of shape \(1, 5\); it "
+                                          r"must return one vector"):
+        next(stream_tokens(prefill, None, [0], max_new_tokens=1, block_size=4, top_k=1))
+
+
+def test_torch_generation_runs_without_autograd() -> None:
+    """A torch plugin's prefill and extend run under no_grad, whether or not they say so
+    themselves (a forgotten decorator used to fail writing samples.txt after training)."""
+    import torch
+
+    g = genzoo.create("transformer", "torch", "tiny", data="tiny-shakespeare")
+    seen = []
+    for name in ("prefill", "extend"):
+        original = getattr(g.module, name)
+
+        def watched(*args, _original=original, _name=name):
+            seen.append((_name, torch.is_grad_enabled()))
+            return _original(*args)
+
+        setattr(g.module, name, watched)
+    g.generate("Th", max_new_tokens=4, seed=0)
+    assert {name for name, _ in seen} == {"prefill", "extend"}
+    assert not any(enabled for _, enabled in seen) and torch.is_grad_enabled()
+
+
 def test_keras_on_torch_generates_without_touching_grad_mode() -> None:
     """Generation records no autograd graph, per step: two interleaved streams leave the
     caller's grad mode as it was (and cached and uncached agree on this backend too)."""

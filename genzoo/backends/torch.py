@@ -132,10 +132,12 @@ class TorchTextGenerator(TextSampling, TorchGenerator):
     """A torch text model: adds ``generate`` and ``stream`` (the core's sampler)."""
 
     def _prefill(self, ids: Any) -> tuple[np.ndarray, Any]:
-        return self.module.prefill(ids)
+        with torch.no_grad():  # a plugin's prefill need not say so itself
+            return self.module.prefill(ids)
 
     def _extend(self, token: int, cache: Any, position: int) -> tuple[np.ndarray, Any]:
-        return self.module.extend(token, cache, position)
+        with torch.no_grad():
+            return self.module.extend(token, cache, position)
 
     @contextmanager
     def _eval_mode(self) -> Iterator[None]:

@@ -243,6 +243,11 @@ def write_plugin(name: str, backend: str, directory: Path) -> Path:
         f"{package}/model.py": TORCH_MODEL if backend == "torch" else KERAS_MODEL,
         "tests/test_conformance.py": TEST, ".gitignore": GITIGNORE,
     }
+    try:  # --dir may name a folder to create, like pip's --target
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenzooError(f"cannot write the plugin into {directory}: "
+                          f"{exc.strerror or exc}") from None
     # Written into a hidden sibling, then renamed: a failure (a full disk) leaves nothing.
     staging: Path | None = None
     try:
