@@ -559,7 +559,8 @@ def plugin_group() -> None:
               show_default=True,
               help="The framework of the template's network.")
 @click.option("--dir", "directory", type=PathParam(path_type=Path), default=Path("."),
-              show_default=True, help="Where to create the genzoo-NAME folder (made if missing).")
+              show_default=True,
+              help="Where to create the genzoo-NAME folder (made if missing).")
 def plugin_new(name: str, backend: str, directory: Path) -> None:
     """Write a ready-to-install plugin package for a new model NAME.
 
