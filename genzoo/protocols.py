@@ -81,13 +81,16 @@ class TextGenerator(Generator, Protocol):
     """A generator of text."""
 
     def generate(self, prompt: str, *, max_new_tokens: int, temperature: float = 0.8,
-                 top_k: int | None = 40, seed: int | None = None) -> str:
+                 top_k: int | None = 40, seed: int | None = None, cache: bool = True) -> str:
         """Continue ``prompt`` and return the new text. The defaults are ``genzoo
-        sample``'s; ``temperature=1.0, top_k=None`` draws from the model as trained."""
+        sample``'s; ``temperature=1.0, top_k=None`` draws from the model as trained.
+        ``cache=False`` re-runs the model's ``prefill`` on the whole window for every
+        character instead of calling ``extend``: for a seed, both give the same text."""
         ...
 
     def stream(self, prompt: str, *, max_new_tokens: int, temperature: float = 0.8,
-               top_k: int | None = 40, seed: int | None = None) -> Iterator[str]:
+               top_k: int | None = 40, seed: int | None = None,
+               cache: bool = True) -> Iterator[str]:
         """Continue ``prompt``, yielding the new text a character at a time."""
         ...
 

@@ -138,7 +138,8 @@ def check_learns(ctx: Context) -> None:
 def check_samples(ctx: Context) -> None:
     """Samples have the right shape, dtype and range, and obey the seed.
 
-    Images: float32 (n, H, W, C) in [0, 1]. Text: int64 (n, block_size) token ids.
+    Images: float32 (n, H, W, C) in [0, 1]. Text: int64 (n, block_size) token ids, and
+    text generated with the model's cache (``extend``) is the text generated without it.
     """
     gen = ctx.run.generator
     x = gen.sample(5, seed=3)
@@ -159,6 +160,12 @@ def check_samples(ctx: Context) -> None:
         raise ConformanceError("samples: the same seed gave different samples")
     if np.array_equal(x, gen.sample(5, seed=4)):
         raise ConformanceError("samples: different seeds gave identical samples")
+    if gen.info.kind == "text":  # past the window too, where the sampler re-encodes it
+        prompt, n = gen.info.vocab[-1], gen.config.block_size + 8
+        cached = gen.generate(prompt, max_new_tokens=n, seed=3)
+        if cached != gen.generate(prompt, max_new_tokens=n, seed=3, cache=False):
+            raise ConformanceError("samples: generation with the cache (extend) differs from "
+                                   "generation without it (prefill at every step)")
 
 
 def check_round_trip(ctx: Context) -> None:

@@ -236,6 +236,26 @@ def test_the_kit_names_the_failing_check(tmp_path, monkeypatch, fresh_registry, 
         check_model("wrong", "torch", tmp_path / "kit")
 
 
+def test_the_kit_catches_a_cache_that_changes_the_text(tmp_path):
+    """An ``extend`` that ignores its cache passes every other check; the kit compares
+    cached and uncached generation past the window."""
+    import genzoo
+    from genzoo.testing import Context, check_samples
+
+    ctx = Context("transformer", "torch", tmp_path)
+    ctx.run = genzoo.train("transformer", "torch", "tiny", steps=2, out=tmp_path / "run")
+    check_samples(ctx)  # the GPT's cache is faithful
+    module = ctx.run.generator.module
+
+    def forgetful(token, cache, position):  # as if the cache were not read
+        logits, _ = module.prefill([token])
+        return logits, cache
+
+    module.extend = forgetful
+    with pytest.raises(ConformanceError, match="generation with the cache .extend. differs"):
+        check_samples(ctx)
+
+
 # -- meta-tests, as datasette does: every hook is documented and tested ---------------------
 
 def test_every_hook_has_a_reference_docstring():
