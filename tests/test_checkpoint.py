@@ -154,6 +154,22 @@ def test_a_lock_holds_when_the_disk_refuses_its_pid(tmp_path, monkeypatch) -> No
     assert runlock.is_locked(tmp_path / "a") is False
 
 
+def test_weights_of_unnamed_keras_layers_get_a_hint() -> None:
+    """Keras numbers unnamed layers per process (dense_1, dense_2, ...): weights saved in
+    one process then miss in another, and the error says to name every layer."""
+    import numpy as np
+
+    from genzoo.backends.common import check_state_matches
+
+    saved = {"dense_2/kernel": np.zeros((2, 2)), "dense_2/bias": np.zeros(2)}
+    with pytest.raises(CheckpointError, match="they lack 'dense_1/bias', 'dense_1/kernel'; "
+                                              ".*: name every layer"):
+        check_state_matches({"dense_1/kernel": (2, 2), "dense_1/bias": (2,)}, saved, "m")
+    with pytest.raises(CheckpointError) as other:  # a real difference: no hint
+        check_state_matches({"encoder/kernel": (2, 2), "dense_2/bias": (2,)}, saved, "m")
+    assert "name every layer" not in str(other.value)
+
+
 GOLDEN = __import__("pathlib").Path(__file__).parent / "golden" / "tensor_names.json"
 
 

@@ -9,7 +9,8 @@ import pytest
 
 MODULES = ["genzoo", "genzoo.api", "genzoo.config", "genzoo.schedule", "genzoo.sampling",
            "genzoo.data", "genzoo.data.text", "genzoo.metrics.distances",
-           "genzoo.metrics.text", "genzoo.comparison"]
+           "genzoo.metrics.text", "genzoo.comparison", "genzoo.checkpoint",
+           "genzoo.backends.common"]
 
 
 @pytest.mark.parametrize("name", MODULES)

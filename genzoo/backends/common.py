@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,9 @@ def check_state_matches(
 
         problems = ([f"they lack {some(missing)}"] if missing else []) + \
                    ([f"the model has no {some(extra)}"] if extra else [])
+        if _unnumbered(missing) == _unnumbered(extra):  # dense_1 against dense_2, ...
+            problems.append("the names differ only in numbers Keras gives unnamed layers "
+                            "(they depend on what else the process built): name every layer")
         raise CheckpointError(f"these weights do not fit {what}: {'; '.join(problems)}")
     for name, shape in expected.items():
         got = tuple(tensors[name].shape)
@@ -32,6 +36,17 @@ def check_state_matches(
                 f"these weights do not fit {what}: '{name}' has shape {got}, the model "
                 f"expects {tuple(shape)}"
             )
+
+
+def _unnumbered(names: list[str]) -> list[str]:
+    """Weight names without Keras's automatic ``_N`` suffixes (``dense_2/kernel`` ->
+    ``dense/kernel``), sorted.
+
+    Examples:
+        >>> _unnumbered(["dense_2/bias", "block/dense_10/kernel"])
+        ['block/dense/kernel', 'dense/bias']
+    """
+    return sorted(re.sub(r"_\d+(?=/|$)", "", name) for name in names)
 
 
 def check_sample(n: Any, seed: Any) -> tuple[int, int | None]:
