@@ -222,6 +222,7 @@ class Wrong(VAE):
      r"^learns: the model reports no metric 'recon_loss' \(the spec's monitor\); it reports: "
      r"loss, kl, recon"),
 ])
+@pytest.mark.filterwarnings("ignore:.*names default dataset")  # (the registry's warning)
 def test_the_kit_names_the_failing_check(tmp_path, monkeypatch, fresh_registry, change,
                                          message):
     code = WRONG_SHAPE
