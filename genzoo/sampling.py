@@ -15,12 +15,14 @@ both paths re-encode the window; this keeps cached and uncached generation ident
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from genzoo.errors import PluginError
+from genzoo.plugins import PluginWarning
 
 TEMPERATURE = 0.8  # the defaults of genzoo sample, generate() and stream(), as nanoGPT's
 TOP_K = 40
@@ -74,10 +76,15 @@ def stream_tokens(prefill: Prefill, extend: Extend | None, prompt: Sequence[int]
             logits, cache = prefill(window)
             cached_upto = len(ids) if len(window) == len(ids) else -1  # shifted: unusable
             step = "prefill"
-        if np.ndim(logits) != 1:  # a (1, V) batch would quietly turn off top-k
-            raise PluginError(f"the model's {step} returned logits of shape "
-                              f"{np.shape(logits)}; it must return one vector of "
-                              "vocabulary scores, shape (vocab_size,)")
+        shape = tuple(np.shape(logits))
+        if len(shape) == 2 and shape[0] == 1:  # a batch of one: read as its row, said once
+            warnings.warn(f"the model's {step} returns logits of shape {shape}; genzoo reads "
+                          f"its one row, but expects shape ({shape[1]},)", PluginWarning,
+                          stacklevel=2)
+            logits = np.asarray(logits)[0]
+        elif len(shape) != 1:  # (as a batch, top-k would quietly be off)
+            raise PluginError(f"the model's {step} returned logits of shape {shape}; it must "
+                              "return one vector of vocabulary scores, shape (vocab_size,)")
         token = next_token(logits, temperature, top_k, rng)
         ids.append(token)
         yield token

@@ -97,9 +97,9 @@ class Session:
                                                     "genzoo": __version__,
                                                     "world_size": world().size})
             self._write_meta("running", start, self.earlier, {})
-            if found is not None:
-                self._log_resume(start, found, before)
-        self.started, self.step = time.perf_counter(), start
+        self.started, self.step = time.perf_counter(), start  # a failure now is recorded
+        if main and found is not None:
+            self._log_resume(start, found, before)
         val_batches, test_batches = self._eval_sources(data, text_val)
         hooks = LoopHooks(log=self._log if main else lambda record: None,
                           checkpoint=self._checkpoint if main else None,

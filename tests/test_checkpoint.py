@@ -164,10 +164,13 @@ def test_weights_of_unnamed_keras_layers_get_a_hint() -> None:
     saved = {"dense_2/kernel": np.zeros((2, 2)), "dense_2/bias": np.zeros(2)}
     with pytest.raises(CheckpointError, match="they lack 'dense_1/bias', 'dense_1/kernel'; "
                                               ".*: name every layer"):
-        check_state_matches({"dense_1/kernel": (2, 2), "dense_1/bias": (2,)}, saved, "m")
-    with pytest.raises(CheckpointError) as other:  # a real difference: no hint
-        check_state_matches({"encoder/kernel": (2, 2), "dense_2/bias": (2,)}, saved, "m")
-    assert "name every layer" not in str(other.value)
+        check_state_matches({"dense_1/kernel": (2, 2), "dense_1/bias": (2,)}, saved, "m",
+                            keras_names=True)
+    for expected, keras_names in (({"encoder/kernel": (2, 2), "dense_2/bias": (2,)}, True),
+                                  ({"dense_1/kernel": (2, 2), "dense_1/bias": (2,)}, False)):
+        with pytest.raises(CheckpointError) as other:  # another difference, or torch's names
+            check_state_matches(expected, saved, "m", keras_names=keras_names)
+        assert "name every layer" not in str(other.value)
 
 
 GOLDEN = __import__("pathlib").Path(__file__).parent / "golden" / "tensor_names.json"

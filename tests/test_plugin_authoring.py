@@ -102,6 +102,10 @@ def test_a_plugin_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(GenzooError, match="cannot write the plugin into .*No space left"):
         write_plugin("thing", "torch", tmp_path)
     assert list(tmp_path.iterdir()) == []  # no half-written package to trip a retry
+    written.clear()
+    with pytest.raises(GenzooError, match="No space left"):
+        write_plugin("thing", "torch", tmp_path / "made" / "here")  # --dir made for it...
+    assert list(tmp_path.iterdir()) == []  # ...and removed again
 
     def another_writer(self, text, *args, **kwargs):  # `plugin new thing` in another shell
         (tmp_path / "genzoo-thing").mkdir(exist_ok=True)
@@ -239,7 +243,7 @@ def test_the_kit_names_the_failing_check(tmp_path, monkeypatch, fresh_registry, 
 
 def test_the_kit_catches_a_cache_that_changes_the_text(tmp_path):
     """An ``extend`` that ignores its cache passes every other check; the kit compares
-    cached and uncached generation past the window."""
+    its logits with those of ``prefill`` on the whole prefix."""
     import genzoo
     from genzoo.testing import Context, check_samples
 
@@ -253,7 +257,8 @@ def test_the_kit_catches_a_cache_that_changes_the_text(tmp_path):
         return logits, cache
 
     module.extend = forgetful
-    with pytest.raises(ConformanceError, match="generation with the cache .extend. differs"):
+    with pytest.raises(ConformanceError, match=r"samples: at position 1, extend's logits "
+                                               r"\(with the cache\) differ from prefill's"):
         check_samples(ctx)
 
 

@@ -153,17 +153,28 @@ def test_the_sampler_runs_a_model_without_a_cache() -> None:
     assert seen[-1] == [2, 3, 4, 0]  # the last block_size ids
 
 
-def test_the_sampler_refuses_logits_that_are_not_one_vector() -> None:
-    """A (1, V) batch of logits would silently turn top-k off: it is the plugin's error."""
+def test_the_sampler_reads_logits_as_one_vector() -> None:
+    """Logits must be one vector: a (1, V) batch is read as its row, with a warning (top-k
+    used to be quietly off for it); other shapes are the plugin's error."""
     from genzoo.errors import PluginError
+    from genzoo.plugins import PluginWarning
     from genzoo.sampling import stream_tokens
 
-    def prefill(ids):
-        return np.zeros((1, 5)), None
+    def batch_of_one(ids):
+        return np.array([[0.0, 1.0, 9.0, 8.0, 0.0]]), None
 
-    with pytest.raises(PluginError, match=r"prefill returned logits of shape \(1, 5\); it "
+    with pytest.warns(PluginWarning, match=r"prefill returns logits of shape \(1, 5\); genzoo "
+                                           r"reads its one row, but expects shape \(5,\)"):
+        tokens = list(stream_tokens(batch_of_one, None, [0], max_new_tokens=20, block_size=4,
+                                    top_k=1, seed=0))
+    assert tokens == [2] * 20  # top-k applies: always the likeliest
+
+    def two_rows(ids):
+        return np.zeros((2, 5)), None
+
+    with pytest.raises(PluginError, match=r"prefill returned logits of shape \(2, 5\); it "
                                           r"must return one vector"):
-        next(stream_tokens(prefill, None, [0], max_new_tokens=1, block_size=4, top_k=1))
+        next(stream_tokens(two_rows, None, [0], max_new_tokens=1, block_size=4))
 
 
 def test_torch_generation_runs_without_autograd() -> None:

@@ -13,9 +13,11 @@ from genzoo.errors import CheckpointError, ConfigError
 
 
 def check_state_matches(
-    expected: Mapping[str, tuple[int, ...]], tensors: Mapping[str, np.ndarray], what: str
+    expected: Mapping[str, tuple[int, ...]], tensors: Mapping[str, np.ndarray], what: str,
+    *, keras_names: bool = False
 ) -> None:
-    """Refuse weights whose names or shapes differ from the model's, naming the first few."""
+    """Refuse weights whose names or shapes differ from the model's, naming the first few
+    (``keras_names``: with a hint when only Keras's automatic layer numbers differ)."""
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
@@ -25,7 +27,7 @@ def check_state_matches(
 
         problems = ([f"they lack {some(missing)}"] if missing else []) + \
                    ([f"the model has no {some(extra)}"] if extra else [])
-        if _unnumbered(missing) == _unnumbered(extra):  # dense_1 against dense_2, ...
+        if keras_names and _unnumbered(missing) == _unnumbered(extra):  # dense_1, dense_2
             problems.append("the names differ only in numbers Keras gives unnamed layers "
                             "(they depend on what else the process built): name every layer")
         raise CheckpointError(f"these weights do not fit {what}: {'; '.join(problems)}")

@@ -191,7 +191,7 @@ class KerasGenerator:
     def load_state(self, tensors: Mapping[str, np.ndarray]) -> None:
         weights = self._weights()
         check_state_matches({k: tuple(v.shape) for k, v in weights.items()}, tensors,
-                            f"{self.spec.name} ({self.spec.backend})")
+                            f"{self.spec.name} ({self.spec.backend})", keras_names=True)
         for name, variable in weights.items():
             variable.assign(np.asarray(tensors[name]))
 

@@ -7,6 +7,7 @@ genzoo's conformance kit.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
 import secrets
@@ -243,6 +244,7 @@ def write_plugin(name: str, backend: str, directory: Path) -> Path:
         f"{package}/model.py": TORCH_MODEL if backend == "torch" else KERAS_MODEL,
         "tests/test_conformance.py": TEST, ".gitignore": GITIGNORE,
     }
+    made = [d for d in (Path(directory), *Path(directory).parents) if not d.exists()]
     try:  # --dir may name a folder to create, like pip's --target
         Path(directory).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -264,6 +266,9 @@ def write_plugin(name: str, backend: str, directory: Path) -> Path:
     except OSError as exc:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+        for folder in made:  # the folders --dir made, deepest first, if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
             raise GenzooError(f"{root} already exists") from None
         raise GenzooError(f"cannot write the plugin into {directory}: "
