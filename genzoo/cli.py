@@ -38,6 +38,12 @@ class PathParam(click.Path):
         return super().convert(value, param, ctx)
 
 
+def _given(name: str) -> bool:
+    """Whether the current command's option ``name`` was given, not left at its default."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source != click.core.ParameterSource.DEFAULT
+
+
 def _registry() -> Any:
     from genzoo.registry import get_registry
 
@@ -400,9 +406,8 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
     kind = RunDir(run).read_config()["data_info"]["kind"]  # errors before the framework loads
     if kind == "text" and interpolate:
         raise GenzooError("--interpolate applies to image models")
-    given = click.get_current_context().get_parameter_source
     for name in ("prompt", "max_new_tokens", "temperature", "top_k"):
-        if kind != "text" and given(name) != click.core.ParameterSource.DEFAULT:
+        if kind != "text" and _given(name):
             raise GenzooError(f"--{name.replace('_', '-')} applies to text models")
     if not math.isfinite(temperature):
         raise GenzooError(f"--temperature must be a finite number of at least 0, not {temperature}")
@@ -502,11 +507,10 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
     from genzoo.checkpoint import RunDir
 
     _, spec = saved_spec(RunDir(run))  # a clear error before the framework loads
-    given = click.get_current_context().get_parameter_source
-    if not spec.evaluator and given("k") != click.core.ParameterSource.DEFAULT:
+    if not spec.evaluator and _given("k"):
         raise GenzooError(f"--k applies to models whose plugin has its own metrics (the VAE's "
                           f"likelihood); {spec.name} has none")
-    if spec.kind != "image" and given("samples") != click.core.ParameterSource.DEFAULT:
+    if spec.kind != "image" and _given("samples"):
         raise GenzooError("--samples applies to image models")
     from genzoo.evaluation import eval_path, evaluate_run
     from genzoo.progress import make_reporter

@@ -34,10 +34,10 @@ def find_runs(paths: Iterable[Path | str]) -> list[Path]:
         if RunDir(path).holds_run():
             found.setdefault(path.resolve(), path)
             continue
-        inside = sorted((p for p in path.iterdir() if RunDir(p).holds_run()),
-                        key=lambda p: _natural(p.name)) if path.is_dir() else []
         if not path.exists():
             raise CheckpointError(f"{path} does not exist")
+        inside = sorted((p for p in path.iterdir() if RunDir(p).holds_run()),
+                        key=lambda p: _natural(p.name)) if path.is_dir() else []
         if not inside:
             raise CheckpointError(f"{path} is not a genzoo run and holds none "
                                   "(no config.json in it or in its subfolders)")

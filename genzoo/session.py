@@ -116,12 +116,11 @@ class Session:
                 raise
             self._checkpoint(exc.step)
             self._write_meta("interrupted", exc.step, self._elapsed(), {})
-            stopped = Interrupted(exc.step, (
+            raise Interrupted(exc.step, (
                 f"interrupted at step {exc.step}; checkpoint written. Continue with: "
                 f"genzoo train {p.spec.name} --resume {self.run_dir.path}"
-                + (f" --nproc {world().size}" if world().enabled else "")))
-            stopped.exit_code = 128 + self.stop_signal  # 130 for Ctrl-C, 143 for SIGTERM
-            raise stopped from None
+                + (f" --nproc {world().size}" if world().enabled else "")),
+                exit_code=128 + self.stop_signal) from None  # 130 Ctrl-C, 143 SIGTERM
         except Diverged as exc:
             if main:
                 self._write_meta("diverged", exc.step, self._elapsed(), {})
@@ -140,12 +139,11 @@ class Session:
                 metrics = self._finish(total, history, test_batches)
         except KeyboardInterrupt as exc:  # training is done and checkpointed: say how to finish
             self._write_meta("interrupted", total, wall, {})
-            stopped = Interrupted(total, (
+            raise Interrupted(total, (
                 f"interrupted while finishing (test pass, weights, samples); all {total} steps "
                 f"are trained and checkpointed. Finish with: genzoo train {p.spec.name} "
-                f"--resume {self.run_dir.path}"))
-            stopped.exit_code = 143 if isinstance(exc, Terminated) else 130
-            raise stopped from None
+                f"--resume {self.run_dir.path}"),
+                exit_code=143 if isinstance(exc, Terminated) else 130) from None
         self._write_meta("complete", total, wall, metrics)
         return Run(self.run_dir.path, generator, history, metrics)
 
@@ -304,7 +302,7 @@ class Session:
         meta = self.run_dir.meta() or {}
         newest = checkpoint_step(candidates[0]) if candidates else 0
         if meta.get("status") == "complete" and newest >= total:  # even if it is corrupt
-            raise self._finished(newest, total)
+            raise finished_error(self.run_dir.path, newest, total)
         if not candidates:
             raise CheckpointError(f"{self.run_dir.path} has no checkpoint to resume from")
         for i, found in enumerate(candidates):
@@ -325,7 +323,7 @@ class Session:
         self.trainer.load_state(trainer_tensors, state["trainer"])
         step = int(state["step"])
         if step > total:
-            raise self._finished(step, total)
+            raise finished_error(self.run_dir.path, step, total)
         self.best = state.get("best")
         self.earlier = float(state.get("elapsed_s", 0.0))  # older checkpoints lack it
         return step, found
@@ -342,9 +340,6 @@ class Session:
             warnings.warn(f"{self.run_dir.path} trained in {before} so far and continues "
                           f"in {precision} on this device; to keep {before}, resume with "
                           f"--set precision={before} --allow-changes", stacklevel=2)
-
-    def _finished(self, step: int, total: int) -> CheckpointError:
-        return finished_error(self.run_dir.path, step, total)
 
     def _write_samples(self) -> None:
         seed = self.plan.train_config.seed

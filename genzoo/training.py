@@ -35,12 +35,12 @@ class Diverged(GenzooError):
 
 
 class Interrupted(GenzooError):
-    """Training stopped on request (Ctrl-C) after finishing a step."""
+    """Training stopped on request: Ctrl-C (exit status 130) or SIGTERM (143)."""
 
     exit_code = 130
 
-    def __init__(self, step: int, message: str = ""):
-        self.step = step
+    def __init__(self, step: int, message: str = "", *, exit_code: int = 130):
+        self.step, self.exit_code = step, exit_code
         super().__init__(message or f"interrupted at step {step}")
 
 

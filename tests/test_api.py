@@ -192,6 +192,7 @@ def test_a_ctrl_c_while_finishing_leaves_a_run_that_resume_finishes(sigterm, tmp
             os.kill(os.getpid(), signal.SIGTERM)
         raise KeyboardInterrupt
 
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # whatever the test runner set
     with monkeypatch.context() as patch:
         patch.setattr(Session, "_write_samples", interrupted)
         with pytest.raises(Interrupted, match="all 6 steps are trained and checkpointed. "
@@ -199,6 +200,7 @@ def test_a_ctrl_c_while_finishing_leaves_a_run_that_resume_finishes(sigterm, tmp
             genzoo.train("vae", preset="tiny", steps=6, out=tmp_path / "r")
     assert info.value.exit_code == (143 if sigterm else 130)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
+    signal.signal(signal.SIGTERM, previous)
     meta = json.loads((tmp_path / "r" / "meta.json").read_text())
     assert (meta["status"], meta["step"]) == ("interrupted", 6)
     finished = genzoo.resume(tmp_path / "r")
