@@ -375,6 +375,7 @@ def load(run: str | Path, *, device: str = "auto",
     model_cfg: Any = from_dict(spec.config, saved["model_config"])
     train_cfg = from_dict(TrainConfig, {**saved["train_config"], "device": device})
     if checkpoint is None and not (run_dir.path / WEIGHTS).is_file():
+        run_dir.record_killed()
         status = run_dir.status()
         raise CheckpointError(
             f"{run_dir.path} has no final weights yet ({status or 'no meta.json'}): it "

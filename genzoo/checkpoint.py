@@ -9,10 +9,13 @@ the newest complete one. A crash at any moment leaves the previous checkpoint lo
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
+import re
 import shutil
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from genzoo.config import is_whole
-from genzoo.errors import CheckpointError
-from genzoo.runlock import LOCK_NAME, RunLock, is_locked
+from genzoo.errors import CheckpointError, one_line
+from genzoo.runlock import LOCK_NAME, NOFOLLOW, RunLock, is_locked
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -44,12 +47,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def open_new(path: Path, flags: int = os.O_WRONLY) -> int:
+    """A new file at ``path``, never through a symbolic link: a stale file or link of the
+    same name (a temporary file left by a killed process) is removed first."""
+    flags |= os.O_CREAT | os.O_EXCL | NOFOLLOW
+    try:
+        return os.open(path, flags, 0o644)
+    except FileExistsError:
+        os.unlink(path)  # removes a link itself, never its target
+        return os.open(path, flags, 0o644)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    """Write ``data`` to ``path`` through a temporary file and a rename.
+
+    Neither the temporary file nor ``path`` is followed if it is a symbolic link: the
+    rename replaces a link at ``path`` with the new file, and its target is untouched.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(open_new(tmp), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -67,13 +85,35 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def read_json(path: Path) -> Any:
+JSON_LIMIT = 64 << 20  # bytes: far above any JSON file genzoo writes (they are kilobytes)
+
+
+def read_json(path: Path, limit: int = JSON_LIMIT) -> Any:
+    """A JSON file's contents; anything else (missing, not a regular file, over ``limit``
+    bytes, nested too deeply to parse, not JSON) is a ``CheckpointError`` naming it."""
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text())
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block, a device never end
+            raise CheckpointError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise CheckpointError(f"{path} is {info.st_size:,} bytes, too large to be a "
+                                  f"JSON file genzoo wrote (at most {limit:,})")
+        return parse_json(Path(path).read_bytes(), path)
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def parse_json(text: str | bytes, path: Path | str) -> Any:
+    """``json.loads``, with every failure a ``CheckpointError`` naming ``path``."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise CheckpointError(f"{path} is not valid JSON (nested too deeply)") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSONDecodeError, huge ints
+        raise CheckpointError(f"{path} is not valid JSON ({one_line(str(exc))[:200]})") from None
 
 
 def sha256_file(path: Path) -> str:
@@ -164,6 +204,9 @@ def tensor_metadata(path: Path) -> dict[str, str]:
 
 # -- checkpoints ---------------------------------------------------------------------------
 
+CHECKPOINT_NAME = re.compile(r"step-(\d{8,})")  # checkpoint_name(); anything else is foreign
+
+
 def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
 
@@ -175,7 +218,58 @@ def checkpoint_step(path: Path) -> int:
         >>> checkpoint_step(Path("runs/x/checkpoints") / checkpoint_name(1500))
         1500
     """
-    return int(path.name.split("-")[-1])
+    found = CHECKPOINT_NAME.fullmatch(path.name)
+    if found is None:
+        raise CheckpointError(f"{path} is not a genzoo checkpoint (its name is not step-N)")
+    return int(found.group(1))
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a link (never what it points to) or a folder tree, if it exists."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    elif path.is_dir():  # (a real folder: not a link)
+        shutil.rmtree(path, ignore_errors=True)  # rmtree never follows links inside
+
+
+def remove_file(path: Path) -> None:
+    """Remove a file or a link (never its target); a real folder there is left alone."""
+    if path.is_symlink() or path.is_file():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (another user's counts)."""
+    if pid == os.getpid():
+        return False  # this process writes no temporary file while it tidies up
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def check_checkpoint_folder(directory: Path) -> None:
+    """Refuse a ``checkpoints`` folder that is a link or a file: genzoo writes and prunes
+    checkpoints only inside the run's own folder."""
+    if directory.is_symlink():
+        raise CheckpointError(f"{directory} is a symbolic link; genzoo keeps a run's "
+                              "checkpoints inside its folder (replace the link with a folder)")
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"{directory} is a file, not genzoo's checkpoints folder")
+
+
+def _checkpoint_folders(directory: Path) -> list[Path]:
+    """genzoo's checkpoint folders (named step-N, not links), oldest first; another tool's
+    entries (``step-00000010-backup``, a link, a file) are left alone."""
+    if not directory.is_dir() or directory.is_symlink():
+        return []
+    return sorted(p for p in directory.iterdir() if CHECKPOINT_NAME.fullmatch(p.name)
+                  and not p.is_symlink() and p.is_dir())
 
 
 def write_checkpoint(
@@ -187,11 +281,12 @@ def write_checkpoint(
     keep: int,
 ) -> Path:
     """Write ``directory/step-N`` atomically, point ``latest`` at it, keep the last ``keep``."""
+    check_checkpoint_folder(directory)
     directory.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(step)
     final = directory / name
     tmp = directory / f".tmp-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_path(tmp)
     tmp.mkdir()
     try:
         files = {}
@@ -201,16 +296,17 @@ def write_checkpoint(
             files[filename] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         atomic_write_json(tmp / STATE, {**state, "step": step, "files": files,
                                          "format": FORMAT_VERSION})
-        if final.exists():  # the same step written again (after a resume): swap it out
+        if final.exists() or final.is_symlink():  # the same step again (after a resume)
             old = directory / f".old-{name}-{os.getpid()}"
+            remove_path(old)
             os.replace(final, old)
             os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
+            remove_path(old)
         else:
             os.replace(tmp, final)
         _fsync_dir(directory)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_path(tmp)
         raise
     atomic_write_bytes(directory / "latest", (name + "\n").encode())
     _prune(directory, keep)
@@ -218,9 +314,9 @@ def write_checkpoint(
 
 
 def _prune(directory: Path, keep: int) -> None:
-    steps = sorted(p for p in directory.glob("step-*") if p.is_dir())
+    steps = _checkpoint_folders(directory)
     for old in steps[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        remove_path(old)
 
 
 def latest_checkpoint(directory: Path) -> Path | None:
@@ -229,16 +325,28 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return found[0] if found else None
 
 
+def _pointer(directory: Path) -> str | None:
+    """The checkpoint name in ``directory/latest``; ``None`` when it holds anything else
+    (bytes that are not a name, a link, a folder)."""
+    pointer = directory / "latest"
+    if pointer.is_symlink() or not pointer.is_file():
+        return None
+    try:
+        with open(pointer, "rb") as f:
+            text = f.read(64).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if CHECKPOINT_NAME.fullmatch(text) else None
+
+
 def complete_checkpoints(directory: Path) -> list[Path]:
     """Every checkpoint with its ``state.json``, the one ``latest`` names first, then the
     others from newest to oldest (the order to try them in when one fails to verify)."""
-    complete = sorted((p for p in directory.glob("step-*") if (p / STATE).is_file()),
-                      reverse=True)
-    pointer = directory / "latest"
-    named = directory / pointer.read_text().strip() if pointer.is_file() else None
-    if named in complete:
-        complete.remove(named)
-        complete.insert(0, named)
+    complete = [p for p in reversed(_checkpoint_folders(directory)) if (p / STATE).is_file()]
+    named = _pointer(directory)
+    if named is not None and directory / named in complete:
+        complete.remove(directory / named)
+        complete.insert(0, directory / named)
     return complete
 
 
@@ -249,14 +357,17 @@ def remove_unfinished_checkpoints(directory: Path) -> None:
     checkpoint (the kill fell between the two renames that replace a checkpoint) is put
     in place; any other temporary or replaced folder is removed.
     """
+    if not directory.is_dir() or directory.is_symlink():
+        return
     for unfinished in sorted(directory.glob(".tmp-step-*")):
         name = unfinished.name.removeprefix(".tmp-").rsplit("-", 1)[0]  # step-00000020
-        if (unfinished / STATE).is_file() and not (directory / name).exists():
+        if (CHECKPOINT_NAME.fullmatch(name) and not unfinished.is_symlink()
+                and (unfinished / STATE).is_file() and not os.path.lexists(directory / name)):
             os.replace(unfinished, directory / name)
         else:
-            shutil.rmtree(unfinished, ignore_errors=True)
+            remove_path(unfinished)
     for replaced in directory.glob(".old-step-*"):
-        shutil.rmtree(replaced, ignore_errors=True)
+        remove_path(replaced)
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
@@ -266,13 +377,18 @@ def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.nda
         raise CheckpointError(f"{path / STATE} is not a genzoo checkpoint (format {FORMAT_VERSION})")
     if not is_whole(state.get("step"), 0):
         raise CheckpointError(f"{path / STATE} is damaged: its step is {state.get('step')!r}")
+    files = state.get("files")
+    for key, kind in (("files", dict), ("trainer", dict)):
+        if not isinstance(state.get(key, {}), kind):
+            raise CheckpointError(f"{path / STATE} is damaged: its '{key}' is not an object")
     loaded = []
     for filename in (WEIGHTS, TRAINER):
         file = path / filename
-        expected = state.get("files", {}).get(filename, {}).get("sha256")
-        if not file.is_file():
+        record = (files or {}).get(filename)
+        expected = record.get("sha256") if isinstance(record, dict) else None
+        if file.is_symlink() or not file.is_file():
             raise CheckpointError(f"{file} is missing")
-        if expected is None or sha256_file(file) != expected:
+        if not isinstance(expected, str) or sha256_file(file) != expected:
             raise CheckpointError(
                 f"{file} is corrupt: its sha256 does not match the one recorded in {STATE}"
             )
@@ -315,6 +431,10 @@ class RunDir:
     # Made from a run's final weights after training: stale once the weights change.
     DERIVED_FILES = ("eval.json", "eval-*.json", "sample-seed*.png", "interpolate-*-*.png")
 
+    # What genzoo writes into a run folder besides those: its lock, its temporary files
+    # (``.model.safetensors.tmp-PID``, a write probe) and ``checkpoints/``.
+    TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)|\.write-test-(?P<probe>\d+)")
+
     def __init__(self, path: Path | str):
         self.path = Path(path).expanduser()
         self.lock = RunLock(self.path)  # held while this process trains the run
@@ -327,42 +447,121 @@ class RunDir:
     def holds_run(self) -> bool:
         return (self.path / self.CONFIG).is_file()
 
+    @classmethod
+    def owns(cls, name: str) -> bool:
+        """Whether genzoo writes a file of this name into a run folder."""
+        return name in cls.RUN_FILES or any(fnmatch.fnmatchcase(name, pattern)
+                                            for pattern in cls.DERIVED_FILES)
+
+    def _temporary_pid(self, name: str) -> int | None:
+        """The writer's pid if ``name`` is one of genzoo's temporary files, else ``None``."""
+        found = self.TEMPORARY.fullmatch(name)
+        if found is None or (found["name"] is not None and not self.owns(found["name"])):
+            return None
+        return int(found["pid"] or found["probe"])
+
     def prepare(self, *, overwrite: bool = False) -> None:
         """Create the directory, check it is writable, take its lock, and refuse to clobber
-        a run (or, even with ``overwrite``, another tool's folder that has a
-        ``config.json``, or a run another process is training).
+        a run (or, even with ``overwrite``, another tool's folder, or a run another
+        process is training).
 
-        With ``overwrite``, the old run stays until ``replace()``: the new run calls it
-        once its data and model are ready, so a run that cannot start destroys nothing.
-        The caller releases ``self.lock`` when training ends.
+        A folder that is not a genzoo run must be new or empty. A run killed before its
+        first checkpoint (nothing to resume, nothing kept) is replaced without
+        ``overwrite``. With ``overwrite``, the old run stays until ``replace()``: the new
+        run calls it once its data and model are ready, so a run that cannot start
+        destroys nothing. The caller releases ``self.lock`` when training ends.
         """
+        if self.path.is_dir() and not self.holds_run():
+            foreign = sorted(p.name for p in self.path.iterdir()
+                             if p.name != LOCK_NAME and self._temporary_pid(p.name) is None)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise CheckpointError(
+                    f"{self.path} is not empty and is not a genzoo run (it holds {shown}); "
+                    "give a new or empty folder for the run")
+        stuck = False
         if self.holds_run():
             self.read_config()  # a folder genzoo did not write is never overwritten
-            if not overwrite:
+            self.record_killed()
+            stuck = self.killed_before_checkpoint()
+            if not overwrite and not stuck:
                 raise CheckpointError(
                     f"{self.path} already holds a run; replace it (--overwrite, or "
                     f"overwrite=True) or continue it (--resume {self.path}, or genzoo.resume)"
                 )
+        self.check_layout()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
+            os.close(open_new(probe))
             probe.unlink()
         except OSError as exc:
             raise CheckpointError(
                 f"cannot write to {self.path}: {exc.strerror or exc}"
             ) from None
         self.lock.acquire()
-        self.replacing = overwrite
+        self.remove_temporaries()
+        self.replacing = self.holds_run() and (overwrite or stuck)
+
+    def check_layout(self) -> None:
+        """Refuse a run folder whose genzoo-named entries are not what genzoo writes there:
+        ``checkpoints`` a link or a file, a folder where genzoo writes a file."""
+        check_checkpoint_folder(self.checkpoints)
+        if self.path.is_dir():
+            for entry in self.path.iterdir():
+                if self.owns(entry.name) and entry.is_dir() and not entry.is_symlink():
+                    raise CheckpointError(f"{entry} is a folder, and genzoo writes a file "
+                                          "of that name; move it out of the run folder")
+
+    def killed_before_checkpoint(self) -> bool:
+        """Whether this run's process died before it wrote a checkpoint or its weights:
+        nothing to resume and nothing kept, so training into it again loses nothing."""
+        if os.path.lexists(self.path / WEIGHTS) or complete_checkpoints(self.checkpoints):
+            return False
+        meta = self.meta()
+        return (meta is None or meta.get("status") in ("running", "killed")) \
+            and is_locked(self.path) is False
+
+    def record_killed(self) -> None:
+        """Write "killed" into meta.json of a run whose process died without recording why
+        (it still says "running" and nobody holds its lock). Best effort: a run folder
+        that cannot be written is left as it is."""
+        meta = self.meta()
+        if not meta or meta.get("status") != "running" or is_locked(self.path) is not False:
+            return
+        lock = RunLock(self.path)
+        with contextlib.suppress(CheckpointError):
+            with lock:  # nobody starts training it meanwhile
+                if lock.held and (self.meta() or {}).get("status") == "running":
+                    self.write_json(self.META, {**meta, "status": "killed", "error": (
+                        "the training process ended without recording why (killed, out of "
+                        "memory, or the machine stopped)")})
+
+    def remove_temporaries(self) -> None:
+        """Remove the temporary files of genzoo writers that died mid-write."""
+        for entry in self.path.iterdir() if self.path.is_dir() else ():
+            pid = self._temporary_pid(entry.name)
+            if pid is not None and not entry.is_dir() and not _alive(pid):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
 
     def replace(self) -> None:
-        """Remove the run that ``prepare(overwrite=True)`` kept (a no-op otherwise)."""
+        """Remove the run that ``prepare(overwrite=True)`` kept (a no-op otherwise): only
+        the files genzoo wrote; another tool's files in the folder stay."""
         if not self.replacing:
             return
         for name in self.RUN_FILES:
-            (self.path / name).unlink(missing_ok=True)
+            remove_file(self.path / name)
         self.remove_derived()
-        shutil.rmtree(self.checkpoints, ignore_errors=True)
+        directory = self.checkpoints
+        if directory.is_dir() and not directory.is_symlink():
+            for entry in directory.iterdir():
+                name = entry.name
+                if (name == "latest" or CHECKPOINT_NAME.fullmatch(name)
+                        or name.startswith((".tmp-step-", ".old-step-", "corrupt-step-"))):
+                    remove_path(entry)
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # kept when another tool's files are in it
         self.replacing = False
 
     def meta(self) -> dict[str, Any] | None:
@@ -389,7 +588,7 @@ class RunDir:
         """Remove evaluations and samples made from the run's earlier weights."""
         for pattern in self.DERIVED_FILES:
             for path in self.path.glob(pattern):
-                path.unlink(missing_ok=True)
+                remove_file(path)
 
     def remove_if_empty(self, *, folder: bool = True) -> None:
         """After a failed start: remove the lock file this process holds if nothing else
@@ -427,33 +626,40 @@ class RunDir:
 
     def log(self, record: Mapping[str, Any]) -> None:
         """Append one event to metrics.jsonl (a line is written whole or not at all)."""
-        line = json.dumps(record, sort_keys=True) + "\n"
-        try:
-            with open(self.path / self.METRICS, "a") as f:
-                f.write(line)
+        line = (json.dumps(record, sort_keys=True) + "\n").encode()
+        path = self.path / self.METRICS
+        try:  # never through a link (a resume replaces one with the run's own file first)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            raise CheckpointError(f"cannot write {self.path / self.METRICS}: "
-                                  f"{exc.strerror or exc}") from exc
+            why = "it is a symbolic link" if path.is_symlink() else exc.strerror or exc
+            raise CheckpointError(f"cannot write {path}: {why}") from exc
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event in metrics.jsonl, in order (a line cut short by a kill, or any other
-        line that is not a JSON object, is skipped)."""
+        """Every event in metrics.jsonl, in order. A stray line is skipped: one cut short by
+        a kill, one that is not a JSON object, or one whose step is not a whole number."""
         path = self.path / self.METRICS
         if not path.is_file():
             return []
         events = []
         for line in path.read_bytes().decode("utf-8", "replace").splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
+            try:
                 event = json.loads(line)
-                if isinstance(event, dict):
-                    events.append(event)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(event, dict) and ("step" not in event or is_whole(event["step"], 0)):
+                events.append(event)
         return events
 
     def truncate_log(self, step: int) -> None:
         """Drop events after ``step`` (a resumed run logs those steps again), and any test
-        pass (a run that finishes logs its own)."""
+        pass (a run that finishes logs its own). A link there is replaced by the run's
+        own file."""
         path = self.path / self.METRICS
-        if not path.is_file():
+        if not os.path.lexists(path):
             return
         kept = [json.dumps(e, sort_keys=True) + "\n" for e in self.events()
                 if e.get("step", 0) <= step and e.get("event") != "test"]

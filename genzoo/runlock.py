@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 LOCK_NAME = ".lock"
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class RunLock:
@@ -41,9 +42,13 @@ class RunLock:
         """Take the lock, or raise ``CheckpointError`` naming the process that holds it."""
         if fcntl is None or self._fd is not None:
             return
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link: the holder's pid would be written into its target
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
         except OSError as exc:
+            if os.path.islink(self.path):
+                raise CheckpointError(f"{self.path} is a symbolic link; genzoo's lock file "
+                                      "is a plain file in the run folder (remove the link)"
+                                      ) from None
             raise CheckpointError(f"cannot write to {self.directory}: "
                                   f"{exc.strerror or exc}") from None
         for attempt in range(5):  # is_locked() holds a shared lock for an instant
@@ -96,7 +101,7 @@ def is_locked(directory: Path | str) -> bool | None:
     if fcntl is None:
         return None
     try:
-        fd = os.open(Path(directory) / LOCK_NAME, os.O_RDONLY)
+        fd = os.open(Path(directory) / LOCK_NAME, os.O_RDONLY | NOFOLLOW)
     except FileNotFoundError:
         return False
     except OSError:

@@ -20,7 +20,8 @@ from genzoo import __version__
 from genzoo.api import Plan, Run, check_origin, finished_error, weights_metadata
 from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, checkpoint_step,
                                complete_checkpoints, load_tensors, read_checkpoint,
-                               remove_unfinished_checkpoints, save_tensors, write_checkpoint)
+                               remove_path, remove_unfinished_checkpoints, save_tensors,
+                               write_checkpoint)
 from genzoo.distributed import Sharded, any_rank, world
 from genzoo.errors import CheckpointError, DataError, Terminated, one_line
 from genzoo.progress import Reporter
@@ -98,7 +99,7 @@ class Session:
                                                     "world_size": world().size})
             self._write_meta("running", start, self.earlier, {})
         self.started, self.step = time.perf_counter(), start  # a failure now is recorded
-        if main and found is not None:
+        if main and self.resume:
             self._log_resume(start, found, before)
         val_batches, test_batches = self._eval_sources(data, text_val)
         hooks = LoopHooks(log=self._log if main else lambda record: None,
@@ -290,37 +291,49 @@ class Session:
         self.step = record.get("step", self.step)
         self.run_dir.log(record)
 
-    def _restore(self, total: int) -> tuple[int, Path]:
+    def _restore(self, total: int) -> tuple[int, Path | None]:
         """Load the newest checkpoint that verifies; a corrupt one is skipped, with a warning.
+        A run killed before its first checkpoint starts from step 0 (``None``).
 
         A run that has already trained its ``total`` steps is refused, untouched.
         """
         main = world().is_main
         if main:
+            self.run_dir.check_layout()
             remove_unfinished_checkpoints(self.run_dir.checkpoints)
+            self.run_dir.remove_temporaries()
         candidates = complete_checkpoints(self.run_dir.checkpoints)
         meta = self.run_dir.meta() or {}
         newest = checkpoint_step(candidates[0]) if candidates else 0
         if meta.get("status") == "complete" and newest >= total:  # even if it is corrupt
             raise finished_error(self.run_dir.path, newest, total)
         if not candidates:
+            if (meta.get("status") in (None, "running", "killed")
+                    and not (self.run_dir.path / WEIGHTS).exists()):
+                return 0, None  # killed before its first checkpoint: train it from the start
             raise CheckpointError(f"{self.run_dir.path} has no checkpoint to resume from")
         for i, found in enumerate(candidates):
             try:
                 weights, trainer_tensors, state = read_checkpoint(found)
+                check_origin({"genzoo.model": str(state.get("model", "")),
+                              "genzoo.backend": str(state.get("backend", ""))},
+                             self.plan.spec, found)
+                self.generator.load_state(weights)
+                try:  # state.json has no checksum of its own: a hand-edited one may not fit
+                    self.trainer.load_state(trainer_tensors, state.get("trainer", {}))
+                except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                    raise CheckpointError(f"{found / 'state.json'} is damaged: its trainer "
+                                          f"state does not fit ({one_line(exc)[:200]})") from None
                 break
             except CheckpointError as exc:
                 if i + 1 == len(candidates):
                     raise
                 if main:  # set it aside, so neither `latest` nor pruning keeps it
-                    found.rename(found.with_name(f"corrupt-{found.name}"))
-                    warnings.warn(f"{exc}; it is kept as corrupt-{found.name}, and the run "
-                                  f"resumes from the older {candidates[i + 1].name}",
-                                  stacklevel=2)
-        check_origin({"genzoo.model": state.get("model", ""),
-                      "genzoo.backend": state.get("backend", "")}, self.plan.spec, found)
-        self.generator.load_state(weights)
-        self.trainer.load_state(trainer_tensors, state["trainer"])
+                    aside = found.with_name(f"corrupt-{found.name}")
+                    remove_path(aside)
+                    found.rename(aside)
+                    warnings.warn(f"{exc}; it is kept as {aside.name}, and the run resumes "
+                                  f"from the older {candidates[i + 1].name}", stacklevel=2)
         step = int(state["step"])
         if step > total:
             raise finished_error(self.run_dir.path, step, total)
@@ -328,14 +341,18 @@ class Session:
         self.earlier = float(state.get("elapsed_s", 0.0))  # older checkpoints lack it
         return step, found
 
-    def _log_resume(self, step: int, found: Path, before: str | None) -> None:
+    def _log_resume(self, step: int, found: Path | None, before: str | None) -> None:
         """Record the resume in metrics.jsonl: once config.json and meta.json are written,
-        so that a resume failing before then leaves the records as they were."""
-        self.run_dir.truncate_log(step)
+        so that a resume failing before then leaves the records as they were. A run
+        killed before its first checkpoint (``found`` is None) starts its log again."""
+        self.run_dir.truncate_log(step if found is not None else -1)
         precision = getattr(self.trainer, "precision", None)
-        self.run_dir.log({"event": "resume", "step": step, "checkpoint": found.name,
+        self.run_dir.log({"event": "resume", "step": step,
+                          "checkpoint": found.name if found is not None else None,
                           **({"precision": precision} if precision else {})})
-        self.reporter.message(f"resuming from {found}")
+        self.reporter.message(f"resuming from {found}" if found is not None else
+                              "no checkpoint was written before the run was killed; "
+                              "training it from step 0")
         if before and precision and before != precision:  # precision=auto, another device
             warnings.warn(f"{self.run_dir.path} trained in {before} so far and continues "
                           f"in {precision} on this device; to keep {before}, resume with "
