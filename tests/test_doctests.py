@@ -9,7 +9,7 @@ import pytest
 
 MODULES = ["genzoo", "genzoo.api", "genzoo.config", "genzoo.schedule", "genzoo.sampling",
            "genzoo.data", "genzoo.data.text", "genzoo.metrics.distances",
-           "genzoo.metrics.text", "genzoo.comparison", "genzoo.checkpoint",
+           "genzoo.metrics.text", "genzoo.comparison", "genzoo.checkpoint", "genzoo.files",
            "genzoo.backends.common"]
 
 
