@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from genzoo.version import __version__  # noqa: E402
 
 from genzoo import _tfenv  # noqa: E402,F401  (first: before anything loads TensorFlow)
 from genzoo.hookspecs import hookimpl  # noqa: E402

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from genzoo import __version__
+from genzoo.version import __version__
 from genzoo.config import MAX_SEED, next_seed
 from genzoo.errors import GenzooError, Terminated, one_line
 from genzoo.sampling import TEMPERATURE, TOP_K

@@ -40,8 +40,7 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     With ``data`` naming another dataset, the figures go to ``eval-<dataset>.json``
     instead (``eval_path()``), so they never replace those of the run's own test split.
     """
-    import genzoo
-    from genzoo.api import saved_spec
+    from genzoo.runs import load_run, saved_spec
     from genzoo.config import check_count
     from genzoo.data import load_dataset, recorded_dataset
 
@@ -53,7 +52,7 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     source = data or recorded_dataset(saved["dataset"], run_dir.path, ", or pass --data")
     dataset = _matching(load_dataset(source, spec.kind), saved, run_dir)
     _check_enough(dataset)  # before the framework loads
-    generator = genzoo.load(run)
+    generator = load_run(run)
     t0 = time.perf_counter()
     metrics: dict[str, float] = {}
     protocol: dict[str, Any] = {"dataset": dataset.name, "split": "test"}

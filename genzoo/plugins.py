@@ -105,7 +105,7 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...]]:
     infos: list[PluginInfo] = []
     from importlib import import_module
 
-    from genzoo import __version__
+    from genzoo.version import __version__
 
     for module_name in CORE_PLUGINS:
         module = import_module(module_name)

@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from genzoo import __version__
-from genzoo.api import Plan, Run, check_origin, finished_error, weights_metadata
+from genzoo.version import __version__
+from genzoo.planning import Plan, finished_error
+from genzoo.runs import Run, check_origin, weights_metadata
 from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, checkpoint_step,
                                complete_checkpoints, load_tensors, read_checkpoint,
                                remove_path, remove_unfinished_checkpoints, save_tensors,

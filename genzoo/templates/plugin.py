@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from string import Template
 
-from genzoo import __version__
+from genzoo.version import __version__
 from genzoo.errors import GenzooError
 
 PYPROJECT = Template('''\
