@@ -325,6 +325,10 @@ class RunDir:
         """Refuse a run folder whose genzoo-named entries are not what genzoo writes there:
         ``checkpoints`` a link or a file, a folder where genzoo writes a file."""
         check_checkpoint_folder(self.checkpoints)
+        latest = self.checkpoints / "latest"
+        if latest.is_dir() and not latest.is_symlink():
+            raise CheckpointError(f"{latest} is a folder, and genzoo writes a file of that "
+                                  "name; move it out of the run folder")
         if self.path.is_dir():
             for entry in self.path.iterdir():
                 if self.owns(entry.name) and entry.is_dir() and not entry.is_symlink():

@@ -453,11 +453,13 @@ def _check_output_file(out: Path, suffix: str | None, run: Path | None = None) -
     if not parent.is_dir():
         raise GenzooError(f"--out {out}: the folder {parent} does not exist")
     if run is not None and Path(run).is_dir():
-        target, home = out.resolve(), Path(run).resolve()
-        owned = {home / name for name in (*RunDir.RUN_FILES, LOCK_NAME)}
-        if target in owned or (home / "checkpoints") in target.parents:
-            raise GenzooError(f"--out {out} is one of the run's own files; name another file")
-
+        # Both with links resolved and as written: RUN/checkpoints may be a link elsewhere.
+        for target, home in ((out.resolve(), Path(run).resolve()),
+                             (Path(os.path.abspath(out)), Path(os.path.abspath(run)))):
+            owned = {home / name for name in (*RunDir.RUN_FILES, LOCK_NAME)}
+            if target in owned or (home / "checkpoints") in target.parents:
+                raise GenzooError(f"--out {out} is one of the run's own files; name another "
+                                  "file")
 
 def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: str | None,
                  max_new_tokens: int, temperature: float, top_k: int) -> None:
@@ -503,8 +505,7 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
         genzoo eval runs/vae-torch-20261128-131650
         genzoo eval runs/gan-torch-20261128-140000 --json
     """
-    from genzoo.api import saved_spec
-    from genzoo.checkpoint import RunDir
+    from genzoo.runs import saved_spec    from genzoo.checkpoint import RunDir
 
     _, spec = saved_spec(RunDir(run))  # a clear error before the framework loads
     if not spec.evaluator and _given("k"):
