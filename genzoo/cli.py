@@ -490,7 +490,7 @@ def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: st
 @click.option("--data", default=None, help="Evaluate on this dataset [the run's].")
 @click.option("--k", type=click.IntRange(1, 5000), default=1000, show_default=True,
               help="VAE: importance samples for the log-likelihood.")
-@click.option("--samples", type=click.IntRange(min=100), default=10_000, show_default=True,
+@click.option("--samples", type=click.IntRange(100, 100_000), default=10_000, show_default=True,
               help="Image models: generated images for the sample-quality metrics.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> None:

@@ -45,7 +45,7 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     from genzoo.data import load_dataset, recorded_dataset
 
     k = check_count(k, "k", 1, 5000)
-    samples = check_count(samples, "samples", 100)  # fewer make IS and FD meaningless
+    samples = check_count(samples, "samples", 100, 100_000)  # fewer: IS and FD mean nothing
     reporter = reporter or Reporter()
     run_dir = RunDir(run)
     saved, spec = saved_spec(run_dir)
