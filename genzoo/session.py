@@ -6,12 +6,10 @@ framework is imported, so bad input fails in a second, not after TensorFlow load
 
 from __future__ import annotations
 
-import signal
 import time
 import warnings
 from functools import lru_cache
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,11 +17,12 @@ from typing import Any
 from genzoo.version import __version__
 from genzoo.planning import Plan, finished_error
 from genzoo.runs import Run, check_origin, weights_metadata
+from genzoo.stopping import StopRequests
 from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, checkpoint_step,
                                complete_checkpoints, load_tensors, read_checkpoint,
                                remove_path, remove_unfinished_checkpoints, save_tensors,
                                write_checkpoint)
-from genzoo.distributed import Sharded, any_rank, world
+from genzoo.distributed import Sharded, world
 from genzoo.errors import CheckpointError, DataError, Terminated, one_line
 from genzoo.progress import Reporter
 from genzoo.protocols import History
@@ -43,8 +42,7 @@ class Session:
         self.run_dir = run_dir
         self.reporter = reporter
         self.resume = resume
-        self.stop_requested = False
-        self.stop_signal = int(signal.SIGINT)  # the signal that asked to stop
+        self.stops = StopRequests()  # Ctrl-C and SIGTERM
         self.best: dict[str, float] | None = None
         self.started: float | None = None  # when meta.json said "running"
         self.earlier = 0.0  # seconds trained before this process (resumed runs)
@@ -105,10 +103,11 @@ class Session:
         val_batches, test_batches = self._eval_sources(data, text_val)
         hooks = LoopHooks(log=self._log if main else lambda record: None,
                           checkpoint=self._checkpoint if main else None,
-                          on_eval=self._on_eval, should_stop=self._should_stop,
+                          on_eval=self._on_eval,
+                          should_stop=lambda done: self.stops.should_stop(done, cfg.log_every),
                           reporter=self.reporter)
         try:
-            with self._ctrl_c():
+            with self.stops.while_training(self.reporter):
                 history = fit(trainer, batches, cfg, total_steps=total, steps_per_epoch=spe,
                               eval_batches=val_batches if main else None, hooks=hooks,
                               start_step=start, elapsed=self.earlier,
@@ -122,7 +121,7 @@ class Session:
                 f"interrupted at step {exc.step}; checkpoint written. Continue with: "
                 f"genzoo train {p.spec.name} --resume {self.run_dir.path}"
                 + (f" --nproc {world().size}" if world().enabled else "")),
-                exit_code=128 + self.stop_signal) from None  # 130 Ctrl-C, 143 SIGTERM
+                exit_code=128 + self.stops.signal) from None  # 130 Ctrl-C, 143 SIGTERM
         except Diverged as exc:
             if main:
                 self._write_meta("diverged", exc.step, self._elapsed(), {})
@@ -137,7 +136,7 @@ class Session:
         if total > start:
             self._checkpoint(total)
         try:
-            with self._sigterm_stops():
+            with self.stops.while_finishing():
                 metrics = self._finish(total, history, test_batches)
         except KeyboardInterrupt as exc:  # training is done and checkpointed: say how to finish
             self._write_meta("interrupted", total, wall, {})
@@ -210,56 +209,6 @@ class Session:
             self.best = {"step": step, "val_loss": metrics["loss"]}
 
     # -- pieces ----------------------------------------------------------------------------
-    def _should_stop(self, done: int) -> bool:
-        """Ctrl-C's request, after step ``done``. Under torchrun every rank gets its own
-        signal, at its own step: the ranks agree, at the steps where they log anyway (no
-        extra sync per step), and stop together."""
-        if not world().enabled:
-            return self.stop_requested
-        if done % self.plan.train_config.log_every:
-            return False
-        return any_rank(self.stop_requested)
-
-    @contextmanager
-    def _ctrl_c(self) -> Iterator[None]:
-        """First Ctrl-C or SIGTERM: finish the step, checkpoint, stop. Second: stop at once.
-
-        SIGTERM is what ``timeout``, ``docker stop``, systemd and batch schedulers send
-        before they kill; the run stops as for Ctrl-C and the CLI exits with status 143.
-        It is taken only from its default action: a program that calls ``genzoo.train``
-        and handles or ignores SIGTERM itself keeps its handler.
-
-        Under torchrun a rank hears one Ctrl-C twice (from the terminal, then passed on by
-        torchrun, which also sends SIGTERM when it shuts the job down): there, repeats
-        are ignored and the ranks stop together at the next logged step (torchrun kills
-        ranks that take longer than 30 s).
-        """
-        distributed = world().enabled
-
-        def handler(signum: int, frame: Any) -> None:
-            if self.stop_requested:
-                if distributed:
-                    return
-                raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-            self.stop_requested, self.stop_signal = True, signum
-            again = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-            self.reporter.message(
-                "stopping at the next logged step, with every rank" if distributed else
-                f"stopping after this step ({again} again to quit at once)")
-
-        with _handling(handler, signal.SIGINT, signal.SIGTERM, sigterm=distributed):
-            yield
-
-    @contextmanager
-    def _sigterm_stops(self) -> Iterator[None]:
-        """While the run finishes (test pass, weights, samples), SIGTERM stops it at once,
-        as Ctrl-C does, and the run stays resumable."""
-        def handler(signum: int, frame: Any) -> None:
-            raise Terminated
-
-        with _handling(handler, signal.SIGTERM):
-            yield
-
     def _elapsed(self) -> float:
         """Seconds of training so far, over every process that trained this run."""
         return self.earlier + (time.perf_counter() - self.started if self.started else 0.0)
@@ -397,24 +346,6 @@ class Session:
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "metrics": metrics,
         })
-
-
-@contextmanager
-def _handling(handler: Any, *signals: int, sigterm: bool = False) -> Iterator[None]:
-    """``handler`` for ``signals`` while the block runs; SIGTERM only where it has its
-    default action (or ``sigterm``), and nothing outside the main thread."""
-    taken = [sig for sig in signals if sig != signal.SIGTERM or sigterm
-             or signal.getsignal(sig) is signal.SIG_DFL]
-    try:
-        previous = {sig: signal.signal(sig, handler) for sig in taken}
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _strip(record: dict[str, Any]) -> dict[str, Any]:

@@ -133,7 +133,7 @@ def test_a_second_ctrl_c_or_sigterm_exits_at_once(sig, status, tmp_path) -> None
 def test_sigterm_is_taken_only_from_its_default_action() -> None:
     """A program that handles (or ignores) SIGTERM itself and calls genzoo.train keeps
     its handler; the default action (death) becomes a clean stop."""
-    from genzoo.session import _handling
+    from genzoo.stopping import handling as _handling
 
     def mine(signum, frame):
         pass
