@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from genzoo.version import __version__
-from genzoo.config import MAX_SEED, next_seed
+from genzoo.config import LIMITS, MAX_NEW_TOKENS, MAX_SEED, next_seed
 from genzoo.errors import GenzooError, Terminated, one_line
 from genzoo.sampling import TEMPERATURE, TOP_K
 
@@ -195,10 +195,13 @@ def plugins(ctx: click.Context, as_json: bool, verbose: bool) -> None:
 @click.option("--preset", default=None, help="A preset name (see `genzoo list`).")
 @click.option("--data", default=None, help="A dataset name (see `genzoo datasets`) or path.")
 @click.option("--epochs", type=int, default=None,
-              help="Passes over the training split (replaces the preset's --steps).")
+              help="Passes over the training split (replaces the preset's --steps); at "
+                   f"most {LIMITS['epochs']:,}.")
 @click.option("--steps", type=int, default=None,
-              help="Optimisation steps (give this or --epochs, not both).")
-@click.option("--batch-size", type=int, default=None, help="Examples per step [the preset's].")
+              help="Optimisation steps (give this or --epochs, not both); at most "
+                   f"{LIMITS['steps']:,}.")
+@click.option("--batch-size", type=int, default=None,
+              help=f"Examples per step, at most {LIMITS['batch_size']:,} [the preset's].")
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
 @click.option("--seed", type=int, default=None,
               help="Seeds weights, data order and samples [0].")
@@ -381,8 +384,9 @@ def _saved_model(run: Path) -> tuple[str, str]:
               help="Images: a latent interpolation strip from seed SEED to SEED+1 "
                    "(N images) instead of a grid.")
 @click.option("--prompt", default=None, help="Text: the text to continue [a newline].")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Text: characters to generate.")
+@click.option("--max-new-tokens", type=click.IntRange(1, MAX_NEW_TOKENS), default=500,
+              show_default=True,
+              help=f"Text: characters to generate, at most {MAX_NEW_TOKENS:,}.")
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=TEMPERATURE,
               show_default=True,
               help="Text: softmax temperature; 0 picks the likeliest character.")
@@ -461,6 +465,7 @@ def _check_output_file(out: Path, suffix: str | None, run: Path | None = None) -
                 raise GenzooError(f"--out {out} is one of the run's own files; name another "
                                   "file")
 
+
 def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: str | None,
                  max_new_tokens: int, temperature: float, top_k: int) -> None:
     """Stream each sample to stdout as it is generated; --out also saves them."""
@@ -505,7 +510,8 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
         genzoo eval runs/vae-torch-20261128-131650
         genzoo eval runs/gan-torch-20261128-140000 --json
     """
-    from genzoo.runs import saved_spec    from genzoo.checkpoint import RunDir
+    from genzoo.runs import saved_spec
+    from genzoo.checkpoint import RunDir
 
     _, spec = saved_spec(RunDir(run))  # a clear error before the framework loads
     if not spec.evaluator and _given("k"):

@@ -73,6 +73,10 @@ class TrainConfig:
         for name in ("epochs", "steps"):
             value = getattr(self, name)
             require(value is None or value > 0, name, "must be positive")
+        for name, most in LIMITS.items():  # a count no run reaches: a typo, refused up front
+            value = getattr(self, name)
+            require(value is None or value <= most, name,
+                    f"must be at most {most:,}, not {shown(value)}")
         require(self.epochs is not None or self.steps is not None, "epochs",
                 "either epochs or steps must be set")
         require(self.lr > 0, "lr", "must be positive")
@@ -87,12 +91,56 @@ class TrainConfig:
 
     def total_steps(self, steps_per_epoch: int) -> int:
         """How many steps the run trains: ``steps``, else ``epochs`` (default 1) passes of
-        ``steps_per_epoch``."""
-        return self.steps if self.steps is not None else (self.epochs or 1) * steps_per_epoch
+        ``steps_per_epoch``.
+
+        Raises:
+            ConfigError: the epochs come to more than ``MAX_STEPS`` steps.
+        """
+        if self.steps is not None:
+            return self.steps
+        total = (self.epochs or 1) * steps_per_epoch
+        require(total <= MAX_STEPS, "epochs",
+                f"{self.epochs or 1:,} epochs of {steps_per_epoch:,} steps are {total:,} "
+                f"steps, more than the {MAX_STEPS:,} a run may train")
+        return total
 
 
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_SEED = 2**31 - 1  # what every framework's seeding accepts (Keras on torch: int32)
+# Upper bounds of the counts, far above any real run (a few thousand to a million steps),
+# so that a slip such as steps=1000000000000 is refused before anything runs rather than
+# training for ever, overflowing a framework's int64 step counter or allocating absurdly.
+MAX_STEPS = 10**9
+LIMITS: dict[str, int] = {  # TrainConfig field -> its largest value (docs/configuration.md)
+    "steps": MAX_STEPS,
+    "epochs": 10**6,
+    "batch_size": 10**6,
+    "warmup_steps": MAX_STEPS,
+    "log_every": MAX_STEPS,
+    "eval_every": MAX_STEPS,
+    "eval_batches": MAX_STEPS,
+    "checkpoint_every": MAX_STEPS,
+    "keep_checkpoints": 10**6,
+}
+MAX_NEW_TOKENS = 10**6  # characters one generate()/stream() call (genzoo sample) may ask for
+# Any whole number in a model's config (a width, a depth, a latent size): far above any
+# real model, and low enough that no framework's 64-bit size arithmetic overflows.
+MAX_WHOLE = 10**9
+
+
+def shown(value: Any) -> str:
+    """``value`` for an error message: a huge integer as its order of magnitude, so that
+    the message stays one readable line.
+
+    Examples:
+        >>> shown(12), shown(10**40)
+        ('12', 'about 10**40')
+    """
+    if is_whole(value) and abs(int(value)) >= 10**18:
+        return f"about 10**{len(str(abs(int(value)))) - 1}" if int(value).bit_length() < 10_000 \
+            else f"about 2**{int(value).bit_length() - 1}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def is_whole(value: Any, minimum: int | None = None) -> bool:
@@ -163,7 +211,7 @@ def check_count(n: Any, name: str = "n", minimum: int = 1, maximum: int | None =
     """
     if not is_whole(n, minimum) or (maximum is not None and int(n) > maximum):
         span = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
-        raise ConfigError(f"{name} must be a whole number {span}, not {n!r}")
+        raise ConfigError(f"{name} must be a whole number {span}, not {shown(n)}")
     return int(n)
 
 
@@ -225,8 +273,14 @@ def _parse(name: str, hint: Any, value: Any) -> Any:
         try:
             return int(_ascii(value))
         except ValueError:
+            text = str(value).strip()
+            advice = (" (write it out in digits, without an exponent or a decimal point)"
+                      if _is_number(text) and not text.lstrip("+-").isdigit()
+                      else "")  # 1e21, 5000.0 (not a number of 5,000 digits)
+            if len(text) > 40:
+                text = f"{text[:20]}... ({len(text)} characters)"
             raise ConfigError(
-                f"invalid value for '{name}': expected an integer, got '{value}'"
+                f"invalid value for '{name}': expected an integer, got '{text}'{advice}"
             ) from None
     if hint is float:
         try:
@@ -244,6 +298,14 @@ def _parse(name: str, hint: Any, value: Any) -> Any:
     if hint is str:
         return str(value)
     raise TypeError(f"config field '{name}' has an unsupported type {hint!r}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(_ascii(text))
+    except ValueError:
+        return False
+    return True
 
 
 def _ascii(value: Any) -> str:
@@ -307,6 +369,12 @@ def make_config(cls: type[C], values: Mapping[str, Any]) -> C:
         parsed[key] = _parse(key, types_[key], value)
     config = cls(**parsed)
     config.validate()  # type: ignore[attr-defined]
+    if cls is not TrainConfig:  # whose counts have bounds of their own (LIMITS)
+        for key, value in parsed.items():
+            for item in value if isinstance(value, tuple) else (value,):
+                if is_whole(item) and int(item) > MAX_WHOLE:
+                    raise ConfigError(f"invalid value for '{key}': must be at most "
+                                      f"{MAX_WHOLE:,}, not {shown(item)}")
     return config
 
 

@@ -1,7 +1,8 @@
 """The plugin manager: genzoo's own hooks plus every ``genzoo`` entry point.
 
 Entry points are loaded one at a time. A plugin that fails to import is recorded with
-its error and reported as a warning; it never takes the CLI down. Set
+its error and reported as a warning; it never takes the CLI down, not even by calling
+``sys.exit`` or raising a ``BaseException`` (only Ctrl-C is let through). Set
 ``GENZOO_LOAD_PLUGINS=a,b`` to load only the named entry points (empty: none, so only
 genzoo's core datasets remain).
 """
@@ -45,11 +46,26 @@ class PluginInfo:
 
     def fail(self, exc: BaseException, context: str) -> None:
         """Record an error (keeping the first one) and warn about it once."""
-        message = f"{context}: {type(exc).__name__}: {exc}"
+        message = f"{context}: {describe(exc)}"
         if self.error is None:
             self.error = message
             self.traceback = "".join(traceback.format_exception(exc))
         warnings.warn(f"plugin '{self.name}' {message}", PluginWarning, stacklevel=3)
+
+
+def describe(exc: BaseException) -> str:
+    """``exc`` as ``Type: message``; a ``sys.exit`` says so, with its status."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: it called sys.exit({exc.code!r})"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def isolated(exc: BaseException) -> bool:
+    """Whether a plugin's ``exc`` is recorded as its failure rather than raised: anything
+    it raises, ``SystemExit``, ``GeneratorExit`` and its own ``BaseException`` subclasses
+    included. Only a ``KeyboardInterrupt`` (Ctrl-C, SIGTERM) still stops genzoo."""
+    return not isinstance(exc, KeyboardInterrupt)
 
 
 def _selected() -> set[str] | None:
@@ -132,7 +148,9 @@ def get_plugin_manager() -> tuple[pluggy.PluginManager, tuple[PluginInfo, ...]]:
             if pm.get_plugin(ep.name) is not None:
                 info.name = f"{ep.name} ({info.distribution})"
             pm.register(plugin, name=info.name)
-        except Exception as exc:  # a broken plugin must not break genzoo
+        except BaseException as exc:  # a broken plugin must not break genzoo, even
+            if not isolated(exc):  # by sys.exit at import; Ctrl-C still stops it
+                raise
             info.fail(exc, "failed to load")
             continue
         info.hooks = _hooks_of(pm, plugin)

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 
 from genzoo.errors import LookupFailed, PluginError, did_you_mean
-from genzoo.plugins import PluginInfo, PluginWarning, get_plugin_manager
+from genzoo.plugins import PluginInfo, PluginWarning, get_plugin_manager, isolated
 
 BACKENDS: tuple[str, ...] = ("torch", "keras")
 KINDS: tuple[str, ...] = ("image", "text")
@@ -279,7 +279,9 @@ def _call_each(hook_name: str, make_register: Callable[[PluginInfo], Callable[[A
         register = make_register(info)
         try:
             impl.function(register=register)
-        except Exception as exc:  # one plugin's bug must not hide the others
+        except BaseException as exc:  # one plugin's bug (a sys.exit too) must not hide
+            if not isolated(exc):  # the others or stop genzoo; Ctrl-C still does
+                raise
             info.fail(exc, f"raised in {hook_name}")
 
 
@@ -312,7 +314,9 @@ def register_commands(cli: Any) -> None:
         before = dict(cli.commands)
         try:
             impl.function(cli=cli)
-        except Exception as exc:
+        except BaseException as exc:
+            if not isolated(exc):
+                raise
             info.fail(exc, "raised in register_commands")
         for name, command in before.items():  # a plugin adds commands, never replaces one
             if cli.commands.get(name) is not command:

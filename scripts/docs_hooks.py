@@ -29,12 +29,26 @@ def _fields(cls: type) -> list[str]:
     return rows
 
 
+def _limits() -> list[str]:
+    """The upper bounds of the training counts, as ``TrainConfig.validate`` checks them."""
+    from genzoo.config import LIMITS, MAX_NEW_TOKENS, MAX_STEPS, MAX_WHOLE
+
+    bounds = ", ".join(f"`{name}` {most:,}" for name, most in LIMITS.items())
+    return [f"Counts have upper bounds far above any real run, so that a slip (`--steps "
+            f"1000000000000`) is refused at once with status 2 instead of training for "
+            f"ever: at most {bounds}. `epochs` times the steps of one epoch may come to "
+            f"at most {MAX_STEPS:,} steps. Text generation (`genzoo sample "
+            f"--max-new-tokens`, `generate()`, `stream()`) asks for at most "
+            f"{MAX_NEW_TOKENS:,} characters at a time. Every whole number in a model's "
+            f"config (below) is at most {MAX_WHOLE:,}."]
+
+
 def config_reference() -> str:
     """The generated Markdown: training fields, then each model's fields and presets."""
     from genzoo.config import TrainConfig
     from genzoo.registry import get_registry
 
-    out = ["## Training (every model)", "", *_fields(TrainConfig), ""]
+    out = ["## Training (every model)", "", *_fields(TrainConfig), "", *_limits(), ""]
     registry = get_registry()
     for name in registry.model_names():
         specs = [registry.models[(name, b)] for b in registry.backends_of(name)]

@@ -153,6 +153,12 @@ def test_the_configuration_reference_lists_every_field_and_preset() -> None:
         for preset in model.presets:
             assert f"| `{preset}`" in page
     assert "| `epochs` | `int or None` | `none` | passes over the training split" in page
+    from genzoo.config import LIMITS, MAX_NEW_TOKENS
+
+    for name, most in LIMITS.items():  # the bounds TrainConfig.validate checks
+        assert f"`{name}` {most:,}" in page
+    assert f"at most {MAX_NEW_TOKENS:,} characters" in page
+    assert "Every whole number in a model's config (below) is at most 1,000,000,000" in page
     # Every row has its four cells: a pipe in a comment is escaped, and a comment
     # continued on the next line is read whole.
     for row in (line for line in page.splitlines() if line.startswith("| `")):

@@ -283,3 +283,121 @@ def test_a_plugin_command_never_replaces_a_core_one(site, fresh_registry):
     info = _infos(fresh_registry)["hijack"]
     assert info.commands == ["hello"]
     assert "tried to replace the command 'genzoo train'" in info.error
+
+
+EXITING_HOOKS = {
+    "register_models": """
+from genzoo import hookimpl
+import sys
+
+@hookimpl
+def register_models(register):
+    sys.exit({code})
+""",
+    "register_datasets": """
+from genzoo import hookimpl
+import sys
+
+@hookimpl
+def register_datasets(register):
+    sys.exit({code})
+""",
+    "register_commands": """
+from genzoo import hookimpl
+import sys
+
+@hookimpl
+def register_commands(cli):
+    sys.exit({code})
+""",
+    "import": "import sys\nsys.exit({code})\n",
+}
+CUSTOM_BASE_EXCEPTION = """
+from genzoo import hookimpl
+
+class Meltdown(BaseException):
+    pass
+
+@hookimpl
+def register_models(register):
+    raise Meltdown("the core is melting")
+"""
+GENERATOR_EXIT = """
+from genzoo import hookimpl
+
+@hookimpl
+def register_datasets(register):
+    raise GeneratorExit()
+"""
+
+
+def _cli_with(tmp_path: Path, code: str) -> dict[str, str]:
+    """Install ``code`` as plugin 'rogue' beside the good 'toy' plugin; the CLI's env."""
+    site = tmp_path / "site"
+    install(site, "rogue_plugin", code, "rogue")
+    install(site, "toy_plugin", GOOD, "toy")
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(("where", "code", "message"), [
+    ("register_models", "", "raised in register_models: SystemExit: it called sys.exit(None)"),
+    ("register_datasets", "3", "raised in register_datasets: SystemExit: it called sys.exit(3)"),
+    ("register_commands", "'bye'",
+     "raised in register_commands: SystemExit: it called sys.exit('bye')"),
+    ("import", "0", "failed to load: SystemExit: it called sys.exit(0)"),
+], ids=["register_models", "register_datasets", "register_commands", "import"])
+def test_a_plugin_that_calls_sys_exit_is_a_warning_not_an_exit(tmp_path, where, code, message):
+    env = _cli_with(tmp_path, EXITING_HOOKS[where].format(code=code))
+    if where != "register_commands":  # `list` never asks plugins for commands
+        listed = run_genzoo("list", "--json", env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert _warnings(listed.stderr) == [f"genzoo: warning: plugin 'rogue' {message}"]
+        names = {m["name"] for m in json.loads(listed.stdout)}
+        assert {"toy", "vae", "gan", "transformer"} <= names  # the others still load
+    plugins = run_genzoo("plugins", "--json", env=env)
+    assert plugins.returncode == 0, plugins.stderr
+    assert _warnings(plugins.stderr) == [f"genzoo: warning: plugin 'rogue' {message}"]
+    infos = {p["name"]: p for p in json.loads(plugins.stdout)}
+    assert infos["rogue"]["error"] == message
+    assert infos["toy"]["error"] is None and infos["toy"]["models"] == ["toy/torch"]
+
+
+@pytest.mark.parametrize(("code", "message"), [
+    (CUSTOM_BASE_EXCEPTION, "raised in register_models: Meltdown: the core is melting"),
+    (GENERATOR_EXIT, "raised in register_datasets: GeneratorExit"),
+], ids=["custom-base-exception", "generator-exit"])
+def test_a_plugin_that_raises_a_base_exception_is_a_warning(tmp_path, code, message):
+    env = _cli_with(tmp_path, code)
+    listed = run_genzoo("list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert _warnings(listed.stderr) == [f"genzoo: warning: plugin 'rogue' {message}"]
+    assert "toy" in {m["name"] for m in json.loads(listed.stdout)}
+    plugins = run_genzoo("plugins", "--json", env=env)
+    assert plugins.returncode == 0 and "Traceback" not in plugins.stderr
+    assert {p["name"]: p["error"] for p in json.loads(plugins.stdout)}["rogue"] == message
+
+
+def test_an_unknown_command_still_runs_after_a_plugin_exits_in_register_commands(tmp_path):
+    env = _cli_with(tmp_path, EXITING_HOOKS["register_commands"].format(code="1"))
+    result = run_genzoo("nonsense", env=env)  # loads plugin commands, then fails as usual
+    assert result.returncode == 2
+    lines = _warnings(result.stderr)
+    assert lines[0] == ("genzoo: warning: plugin 'rogue' raised in register_commands: "
+                        "SystemExit: it called sys.exit(1)")
+    assert "No such command 'nonsense'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_in_a_plugin_hook_still_stops_genzoo(site, fresh_registry):
+    install(site, "interrupting_plugin", """
+from genzoo import hookimpl
+
+@hookimpl
+def register_models(register):
+    raise KeyboardInterrupt
+""", "interrupting")
+    with pytest.raises(KeyboardInterrupt):
+        fresh_registry.get_registry()

@@ -128,14 +128,54 @@ def graph_function(fn: Any) -> Any:
     TensorFlow, ``fn`` itself elsewhere (PyTorch runs eagerly anyway).
 
     For small, frequent inference steps (one generated token), where calling Keras layers
-    eagerly costs far more than their arithmetic. Give ``fn`` inputs of fixed shapes, or it
-    is traced again for each new shape.
+    eagerly costs far more than their arithmetic. Each distinct set of input shapes and
+    dtypes gets a graph traced for exactly those shapes, and a call always runs the graph
+    of its own shapes. (``tf.function(reduce_retracing=True)`` would instead trace a
+    second shape into a graph with unknown dimensions and run every later shape through
+    it, so what a call computed, to the last bit, would depend on the shapes called
+    before it: a seed's samples on what was drawn earlier in the process.) Give ``fn``
+    inputs of fixed shapes where you can: each new shape costs a trace.
     """
     if keras.backend.backend() != "tensorflow":
         return fn
     import tensorflow as tf
 
-    return tf.function(fn, reduce_retracing=True)
+    graphs: dict[Any, Any] = {}
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        key = _shape_key(tf.nest.flatten(args))
+        graph = graphs.get(key)
+        if graph is None:
+            if len(graphs) >= _MAX_GRAPHS:  # tracing again gives the same graph: safe
+                graphs.pop(next(iter(graphs)))
+            # One trace per function object (no retracing warnings); without
+            # reduce_retracing, tf.function itself never relaxes a shape either.
+            graph = graphs[key] = tf.function(fn, reduce_retracing=False)
+        return graph(*args)
+
+    call.graphs = graphs  # type: ignore[attr-defined]  # for tests: one per shape
+    return call
+
+
+_MAX_GRAPHS = 64  # exactly-shaped graphs kept per function (the oldest goes first)
+
+
+def _shape_key(leaves: list[Any]) -> tuple[Any, ...]:
+    """What tells one call's graph from another's: each input's dtype and exact shape
+    (a Python value stands for itself, as ``tf.function`` bakes it into the graph)."""
+    key: list[Any] = []
+    for leaf in leaves:
+        shape, dtype = getattr(leaf, "shape", None), getattr(leaf, "dtype", None)
+        if shape is not None and dtype is not None:
+            key.append((str(dtype), tuple(shape)))
+        else:
+            try:
+                hash(leaf)
+                key.append(("value", type(leaf).__name__, leaf))
+            except TypeError:
+                key.append(("object", id(leaf)))
+    return tuple(key)
 
 
 def _scope() -> Any:

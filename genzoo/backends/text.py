@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from genzoo.backends.common import random_seed
-from genzoo.config import check_count, check_seed, next_seed
+from genzoo.config import MAX_NEW_TOKENS, check_count, check_seed, next_seed, shown
 from genzoo.data.text import CharTokenizer
 from genzoo.errors import ConfigError
 from genzoo.sampling import TEMPERATURE, TOP_K, stream_tokens
@@ -47,6 +47,7 @@ class TextSampling:
 
         The defaults (temperature 0.8, top-k 40) are ``genzoo sample``'s; pass
         ``temperature=1.0, top_k=None`` to draw from the model's own distribution.
+        ``max_new_tokens`` is at most 1,000,000 (``genzoo.config.MAX_NEW_TOKENS``).
 
         Raises:
             ConfigError: a bad argument (checked at the call, not at the first character).
@@ -58,6 +59,9 @@ class TextSampling:
                               f"not {temperature!r}")
         top_k = None if top_k is None else check_count(top_k, "top_k")
         max_new_tokens = check_count(max_new_tokens, "max_new_tokens", 0)
+        if max_new_tokens > MAX_NEW_TOKENS:
+            raise ConfigError(f"max_new_tokens must be at most {MAX_NEW_TOKENS:,}, not "
+                              f"{shown(max_new_tokens)}")
         seed = check_seed(seed)
         if not isinstance(prompt, str):
             raise ConfigError(f"the prompt must be a string, not {type(prompt).__name__}")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from genzoo.data.base import ImageBatches, ImageData, fixed_batches
+from genzoo.data.files import (HEAD, binary_kind, describe_binary, not_a_file, read_file,
+                               special_kind)
 from genzoo.data.text import CharTokenizer, TextBatches, TextData, decode_utf8
 from genzoo.errors import DataError, LookupFailed, did_you_mean
 
@@ -16,7 +20,8 @@ def load_dataset(name_or_path: str, kind: str | None = None) -> ImageData | Text
     """Load a registered dataset by name, or your own data by path.
 
     A directory is read as IDX files (``train-images-idx3-ubyte[.gz]`` and so on); a
-    file is read as UTF-8 text.
+    file is read as UTF-8 text. A named pipe, a device, an empty or a binary file is
+    refused, saying what it is (a pipe is never opened).
 
     Args:
         name_or_path: a name from ``genzoo datasets`` or a filesystem path.
@@ -44,22 +49,54 @@ def _load(name_or_path: str, kind: str | None) -> ImageData | TextData:
             raise DataError(f"dataset '{spec.name}' holds {spec.kind}s, but this model needs {kind}s")
         return import_object(spec.loader, f"loader of dataset '{spec.name}'")(spec)
     path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        _expect(kind, "image", path)
+    try:
+        mode = os.stat(path).st_mode  # never opens: a named pipe would block a reader
+    except (FileNotFoundError, NotADirectoryError):
+        raise LookupFailed(
+            f"unknown dataset '{name_or_path}' (not a registered name or an existing path)."
+            f"{did_you_mean(name_or_path, registry.datasets)}"
+        ) from None
+    if stat.S_ISDIR(mode):
+        if kind == "text":
+            from genzoo.data.idx import find_idx_file
+
+            what = ("a directory of IDX files" if find_idx_file(path, "train-images-idx3-ubyte")
+                    else "a directory")
+            raise DataError(f"{path} is {what}, but this model needs text ({TEXT_FILE})")
         from genzoo.data.images import load_idx_dir
 
         return load_idx_dir(path)
-    if path.is_file():
-        _expect(kind, "text", path)
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-        return TextData(path.name, decode_utf8(data, path), source=str(path))
-    raise LookupFailed(
-        f"unknown dataset '{name_or_path}' (not a registered name or an existing path)."
-        f"{did_you_mean(name_or_path, registry.datasets)}"
-    )
+    special = special_kind(mode)
+    if special is not None:
+        raise not_a_file(path, special)
+    if kind == "image":
+        raise DataError(_not_images(path, read_file(path, HEAD)))
+    data = read_file(path)
+    if not data:
+        raise DataError(f"{path} is an empty file; a text model needs UTF-8 text of at least "
+                        "two characters")
+    binary = binary_kind(data[:HEAD])
+    if binary is not None:
+        raise DataError(f"{describe_binary(path, binary)}; a text model trains on UTF-8 text")
+    return TextData(path.name, decode_utf8(data, path), source=str(path))
+
+
+TEXT_FILE = "a UTF-8 text file"
+IDX_FILES = "train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz] and their labels"
+
+
+def _not_images(path: Path, head: bytes) -> str:
+    """Why the file ``path`` (starting with ``head``) is not image data, and what is."""
+    what = binary_kind(head) if head else "an empty file"
+    if what == "an IDX file" or (what == "a gzip archive" and "idx" in path.name.lower()):
+        return (f"{path} is one IDX file; give the directory that holds it ({path.parent}), "
+                f"with {IDX_FILES}")
+    if what is not None and what.endswith(" image"):
+        return (f"{path} is {what}; this model trains on a directory of IDX files "
+                f"({IDX_FILES}), not on image files")
+    found = "a text file" if what is None else what
+    return (f"{path} is {found}, but this model needs images: a directory of IDX files "
+            f"({IDX_FILES})")
 
 
 def dataset_ref(name_or_path: str) -> str:
@@ -86,10 +123,3 @@ def recorded_dataset(ref: str, run: Path, other: str = "") -> str:
     raise LookupFailed(f"{run} was trained on '{ref}', a path relative to the folder it was "
                        "trained from (older runs recorded paths so); run this from that "
                        f"folder{other}")
-
-
-def _expect(kind: str | None, found: str, path: Path) -> None:
-    if kind is not None and kind != found:
-        what = {"image": "a directory of IDX files", "text": "a UTF-8 text file"}
-        raise DataError(f"{path} is {what[found]}, but this model needs {kind}s "
-                        f"({what[kind]})")

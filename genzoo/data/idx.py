@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from genzoo.data.files import not_a_file, read_file, special_kind
 from genzoo.errors import DataError
 
 # The four files of an MNIST-style dataset: training and test images and labels.
@@ -28,10 +30,7 @@ _DTYPES: dict[int, npt.DTypeLike] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2",
 
 def read_bytes(path: Path) -> bytes:
     """Read a file, decompressing it if it is gzip; a broken archive names the file."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    raw = read_file(path)  # a named pipe in its place is refused, never waited on
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
@@ -72,6 +71,9 @@ def find_idx_file(directory: Path, stem: str) -> Path | None:
         try:
             if candidate.is_file():
                 return candidate
+            kind = special_kind(os.stat(candidate).st_mode) if candidate.exists() else None
         except OSError as exc:  # a folder that cannot be searched
             raise DataError(f"cannot read {directory}: {exc.strerror or exc}") from None
+        if kind is not None:  # a pipe or a device by that name: say so, never open it
+            raise not_a_file(candidate, kind)
     return None

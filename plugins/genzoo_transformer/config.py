@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from genzoo.config import ModelConfig, require
+from genzoo.config import MAX_NEW_TOKENS, ModelConfig, require
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class TransformerConfig(ModelConfig):
         require(self.n_embd % self.n_head == 0, "n_embd", "must be a multiple of n_head")
         require(0 <= self.dropout < 1, "dropout", "must lie in [0, 1)")
         require(self.sample_chars >= 0, "sample_chars", "must not be negative")
+        require(self.sample_chars <= MAX_NEW_TOKENS, "sample_chars",  # generate()'s bound
+                f"must be at most {MAX_NEW_TOKENS:,}")
 
 
 # nanoGPT's Shakespeare-char recipe: no biases, AdamW (0.9, 0.99), weight decay 0.1 on
