@@ -24,7 +24,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import click
 
-    from genzoo.registry import DatasetSpec, ModelSpec
+    from genzoo.specs import DatasetSpec, ModelSpec
 
 hookspec = pluggy.HookspecMarker("genzoo")
 hookimpl = pluggy.HookimplMarker("genzoo")

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from genzoo.registry import ModelSpec
+from genzoo.specs import ModelSpec
 
 
 @dataclass(frozen=True)
