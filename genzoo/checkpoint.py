@@ -289,25 +289,11 @@ class RunDir:
         run calls it once its data and model are ready, so a run that cannot start
         destroys nothing. The caller releases ``self.lock`` when training ends.
         """
-        if self.path.is_dir() and not self.holds_run():
-            foreign = sorted(p.name for p in self.path.iterdir()
-                             if p.name != LOCK_NAME and self._temporary_pid(p.name) is None)
-            if foreign:
-                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-                raise CheckpointError(
-                    f"{self.path} is not empty and is not a genzoo run (it holds {shown}); "
-                    "give a new or empty folder for the run")
-        stuck = False
         if self.holds_run():
-            self.read_config()  # a folder genzoo did not write is never overwritten
-            self.record_killed()
-            stuck = self.killed_before_checkpoint()
-            if not overwrite and not stuck:
-                raise CheckpointError(
-                    f"{self.path} already holds a run; replace it (--overwrite, or "
-                    f"overwrite=True) or continue it (--resume {self.path}, or genzoo.resume)"
-                )
-        self.check_layout()
+            with contextlib.suppress(CheckpointError):  # (check_target names what is wrong)
+                self.read_config()
+                self.record_killed()
+        stuck = self.check_target(overwrite=overwrite)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / f".write-test-{os.getpid()}"
@@ -319,7 +305,33 @@ class RunDir:
             ) from None
         self.lock.acquire()
         self.remove_temporaries()
-        self.replacing = self.holds_run() and (overwrite or stuck)
+        self.replacing = stuck
+
+    def check_target(self, *, overwrite: bool = False) -> bool:
+        """Refuse, without touching anything, what ``prepare`` refuses: a file, another
+        tool's folder, a run unless ``overwrite``. Whether a run there is replaced (it
+        is overwritten, or was killed before its first checkpoint)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise CheckpointError(f"{self.path} is a file; give a folder for the run")
+        if self.path.is_dir() and not self.holds_run():
+            foreign = sorted(p.name for p in self.path.iterdir()
+                             if p.name != LOCK_NAME and self._temporary_pid(p.name) is None)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+                raise CheckpointError(
+                    f"{self.path} is not empty and is not a genzoo run (it holds {shown}); "
+                    "give a new or empty folder for the run")
+        stuck = False
+        if self.holds_run():
+            self.read_config()  # a folder genzoo did not write is never overwritten
+            stuck = self.killed_before_checkpoint()
+            if not overwrite and not stuck:
+                raise CheckpointError(
+                    f"{self.path} already holds a run; replace it (--overwrite, or "
+                    f"overwrite=True) or continue it (--resume {self.path}, or genzoo.resume)"
+                )
+        self.check_layout()
+        return self.holds_run() and (overwrite or stuck)
 
     def check_layout(self) -> None:
         """Refuse a run folder whose genzoo-named entries are not what genzoo writes there:

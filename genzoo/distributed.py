@@ -98,12 +98,17 @@ def shutdown(*, wait: bool = True) -> None:
         _WORLD = World()
 
 
+def check_split(global_batch: int, size: int) -> None:
+    """Refuse a global batch that ``size`` processes cannot share evenly."""
+    if global_batch % size:
+        raise ConfigError(f"the batch of {global_batch} does not split evenly over {size} "
+                          f"processes; choose a multiple of {size}")
+
+
 def local_batch(global_batch: int) -> int:
     """Each rank's share of a global batch, which must divide evenly."""
     w = world()
-    if global_batch % w.size:
-        raise ConfigError(f"the global batch of {global_batch} does not split evenly over "
-                          f"{w.size} processes; choose a multiple of {w.size}")
+    check_split(global_batch, w.size)
     return global_batch // w.size
 
 

@@ -1,0 +1,139 @@
+"""``genzoo sample``: image grids, interpolations, and text streamed to the terminal."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from genzoo.cli.group import PathParam, cli, given
+from genzoo.config import MAX_NEW_TOKENS, MAX_SEED, next_seed
+from genzoo.errors import GenzooError
+from genzoo.sampling import TEMPERATURE, TOP_K
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@cli.command()
+@click.argument("run", type=PathParam(path_type=Path))
+@click.option("--n", "n", type=click.IntRange(1, 10_000), default=None,
+              help="How many samples, at most 10,000 [images: 64, --interpolate: 10, "
+                   "text: 1].")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
+              help="Seed of the samples: the same seed draws the same samples.")
+@click.option("--out", type=PathParam(path_type=Path), default=None,
+              help="Output file, .png for images [images: RUN/sample-seed<SEED>.png; "
+                   "text: stdout only].")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N or mps (torch models).")
+@click.option("--interpolate", is_flag=True,
+              help="Images: a latent interpolation strip from seed SEED to SEED+1 "
+                   "(N images) instead of a grid.")
+@click.option("--prompt", default=None, help="Text: the text to continue [a newline].")
+@click.option("--max-new-tokens", type=click.IntRange(1, MAX_NEW_TOKENS), default=500,
+              show_default=True,
+              help=f"Text: characters to generate, at most {MAX_NEW_TOKENS:,}.")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=TEMPERATURE,
+              show_default=True,
+              help="Text: softmax temperature; 0 picks the likeliest character.")
+@click.option("--top-k", type=click.IntRange(min=1), default=TOP_K, show_default=True,
+              help="Text: sample among the K likeliest characters.")
+def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
+           interpolate: bool, prompt: str | None, max_new_tokens: int, temperature: float,
+           top_k: int) -> None:
+    """Draw samples from a trained RUN: an image grid, or text streamed to the terminal.
+
+    Examples:
+
+    \b
+        genzoo sample runs/vae-torch-20261128-131650 --n 64 --seed 1 --out grid.png
+        genzoo sample runs/gan-torch-20261128-140000 --interpolate --n 10
+        genzoo sample runs/transformer-torch-20261128-150000 --prompt "ROMEO:" \\
+            --max-new-tokens 500 --temperature 0.8 --top-k 40
+    """
+    from genzoo.checkpoint import RunDir
+
+    kind = RunDir(run).read_config()["data_info"]["kind"]  # errors before the framework loads
+    if kind == "text" and interpolate:
+        raise GenzooError("--interpolate applies to image models")
+    for name in ("prompt", "max_new_tokens", "temperature", "top_k"):
+        if kind != "text" and given(name):
+            raise GenzooError(f"--{name.replace('_', '-')} applies to text models")
+    if not math.isfinite(temperature):
+        raise GenzooError(f"--temperature must be a finite number of at least 0, not {temperature}")
+    if interpolate and n == 1:
+        raise GenzooError("--interpolate needs --n of at least 2 (the two ends)")
+    if out is not None:
+        _check_output_file(out, ".png" if kind != "text" else None, run)
+    import genzoo
+
+    generator: Any = genzoo.load(run, device=device)  # image generators can interpolate
+    if kind == "text":
+        return _sample_text(generator, n or 1, seed, out, prompt, max_new_tokens, temperature,
+                            top_k)
+    from genzoo.imaging import save_grid
+
+    if interpolate:
+        steps = n or 10
+        other = next_seed(seed)
+        out = out or Path(run) / f"interpolate-{seed}-{other}.png"
+        save_grid(out, generator.interpolate(seed, other, steps), ncol=steps)
+    else:
+        out = out or Path(run) / f"sample-seed{seed}.png"
+        save_grid(out, generator.sample(n or 64, seed=seed))
+    click.echo(str(out))
+
+
+def _check_output_file(out: Path, suffix: str | None, run: Path | None = None) -> None:
+    """Refuse an output path that cannot be written, or that is one of ``run``'s own files
+    (its weights, config, records, checkpoints), before any work is done."""
+    from genzoo.checkpoint import RunDir
+    from genzoo.runlock import LOCK_NAME
+
+    if suffix is not None and out.suffix.lower() != suffix:
+        raise GenzooError(f"--out {out}: images are written as PNG; name the file *{suffix}")
+    if suffix is None and out.suffix.lower() in IMAGE_SUFFIXES:
+        raise GenzooError(f"--out {out}: a text model's samples are text; name a text file "
+                          "(e.g. *.txt)")
+    if out.is_dir():
+        raise GenzooError(f"--out {out} is a folder; name a file in it")
+    parent = out.parent
+    if parent.exists() and not parent.is_dir():
+        raise GenzooError(f"--out {out}: {parent} is a file, not a folder")
+    if not parent.is_dir():
+        raise GenzooError(f"--out {out}: the folder {parent} does not exist")
+    if run is not None and Path(run).is_dir():
+        # Both with links resolved and as written: RUN/checkpoints may be a link elsewhere.
+        for target, home in ((out.resolve(), Path(run).resolve()),
+                             (Path(os.path.abspath(out)), Path(os.path.abspath(run)))):
+            owned = {home / name for name in (*RunDir.RUN_FILES, LOCK_NAME)}
+            if target in owned or (home / "checkpoints") in target.parents:
+                raise GenzooError(f"--out {out} is one of the run's own files; name another "
+                                  "file")
+
+
+def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: str | None,
+                 max_new_tokens: int, temperature: float, top_k: int) -> None:
+    """Stream each sample to stdout as it is generated; --out also saves them."""
+    start = prompt if prompt is not None else "\n"
+    generator.tokenizer.encode(start)  # characters outside the vocabulary: one clear line
+    texts = []
+    for i in range(n):
+        if i:
+            click.echo("\n" + "-" * 40)
+        click.echo(start, nl=False)
+        pieces = []
+        for ch in generator.stream(start, max_new_tokens=max_new_tokens,
+                                   temperature=temperature, top_k=top_k,
+                                   seed=next_seed(seed, i)):
+            click.echo(ch, nl=False)
+            pieces.append(ch)
+        texts.append(start + "".join(pieces))
+    click.echo()
+    if out is not None:
+        from genzoo.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(out, ("\n" + "-" * 40 + "\n").join(texts).encode("utf-8"))
