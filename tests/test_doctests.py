@@ -7,10 +7,10 @@ import importlib
 
 import pytest
 
-MODULES = ["genzoo", "genzoo.api", "genzoo.config", "genzoo.schedule", "genzoo.sampling",
-           "genzoo.data", "genzoo.data.files", "genzoo.data.text", "genzoo.metrics.distances",
-           "genzoo.metrics.text", "genzoo.comparison", "genzoo.checkpoint", "genzoo.files",
-           "genzoo.backends.common"]
+MODULES = ["genzoo", "genzoo.api", "genzoo.config", "genzoo.values", "genzoo.schedule",
+           "genzoo.sampling", "genzoo.data", "genzoo.data.files", "genzoo.data.text",
+           "genzoo.metrics.distances", "genzoo.metrics.text", "genzoo.comparison",
+           "genzoo.checkpoint", "genzoo.files", "genzoo.backends.common"]
 
 
 @pytest.mark.parametrize("name", MODULES)
