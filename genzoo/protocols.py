@@ -128,12 +128,24 @@ class Trainer(Protocol):
         ...
 
 
-class Callback(Protocol):
-    """Observes the training loop. Every method is optional."""
+class Backend(Protocol):
+    """What a backend adapter provides (``genzoo.backends.torch``, ``genzoo.backends.keras``):
+    the only code of the core that touches a framework. ``genzoo.backends.get_backend``
+    looks one up by name; numpy arrays cross every boundary."""
 
-    def on_log(self, step: int, metrics: Mapping[str, float]) -> None: ...
+    def build(self, spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
+              device: str = "auto") -> Generator:
+        """A plugin's model (``spec.builder``) with weights seeded by ``seed``, on
+        ``device``, wrapped in the core's ``Generator`` (or ``TextGenerator``)."""
+        ...
 
-    def on_eval(self, step: int, metrics: Mapping[str, float]) -> None: ...
+    def make_trainer(self, generator: Any, cfg: Any) -> Trainer:
+        """The trainer of a model this backend built, for a ``TrainConfig``."""
+        ...
+
+    def versions(self) -> dict[str, str]:
+        """The framework versions a run records in ``meta.json``."""
+        ...
 
 
 @dataclass

@@ -311,10 +311,11 @@ class Session:
     def _write_samples(self) -> None:
         seed = self.plan.train_config.seed
         if self.plan.spec.kind == "text":
-            start = self.generator.info.vocab[self.generator.start_token()]
+            text_model: Any = self.generator  # a TextGenerator
+            start = text_model.info.vocab[text_model.start_token()]
             chars = getattr(self.plan.model_config, "sample_chars", TEXT_SAMPLE_CHARS)
-            text = start + self.generator.generate(start, max_new_tokens=chars,
-                                                   seed=seed)  # sampling defaults
+            text = start + text_model.generate(start, max_new_tokens=chars,
+                                               seed=seed)  # sampling defaults
             atomic_write_bytes(self.run_dir.path / "samples.txt", text.encode("utf-8"))
             return
         from genzoo.imaging import save_grid

@@ -82,3 +82,31 @@ def test_no_module_of_genzoo_imports_one_that_imports_it_back() -> None:
     graph = import_graph()
     assert "genzoo.api" in graph["genzoo.cli.training"] and "genzoo.session" in graph["genzoo.api"]
     assert cycles(graph) == []
+
+
+def test_every_backend_adapter_provides_the_backend_protocol() -> None:
+    import importlib
+    import inspect
+
+    from genzoo.backends import ADAPTERS
+    from genzoo.protocols import Backend
+
+    for name, module_name in ADAPTERS.items():
+        module = importlib.import_module(module_name)
+        for method in ("build", "make_trainer", "versions"):
+            wanted = [p for p in inspect.signature(getattr(Backend, method)).parameters
+                      if p != "self"]
+            found = list(inspect.signature(getattr(module, method)).parameters)
+            assert found == wanted, (name, method)
+
+
+def test_image_data_split_is_deprecated_not_gone() -> None:
+    import numpy as np
+    import pytest
+
+    from genzoo.data import ImageData
+
+    x = np.zeros((2, 8, 8, 1), np.float32)
+    data = ImageData("d", x, x, x)
+    with pytest.warns(DeprecationWarning, match="read data.train"):
+        assert data.split("val") is data.val

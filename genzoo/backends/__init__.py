@@ -1,18 +1,18 @@
-"""Backend adapters: the only code in the core that touches a framework.
+"""The registry of backend adapters: the only code in the core that touches a framework.
 
-Each adapter module exposes the same functions:
-
-- ``build(spec, config, info, *, seed, device) -> Generator``
-- ``make_trainer(generator, train_config) -> Trainer``
-- ``versions() -> dict[str, str]``: framework versions for ``meta.json``
+Each adapter is a module that provides ``genzoo.protocols.Backend``: ``build(spec, config,
+info, *, seed, device) -> Generator``, ``make_trainer(generator, train_config) -> Trainer``
+and ``versions() -> dict[str, str]`` (for ``meta.json``). ``ADAPTERS`` maps a backend's
+name to its module; the architecture page says how a third one would be added.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from types import ModuleType
+from typing import cast
 
 from genzoo.errors import GenzooError
+from genzoo.protocols import Backend
 
 ADAPTERS = {"torch": "genzoo.backends.torch", "keras": "genzoo.backends.keras"}
 INSTALL_HINT = {"torch": "pip install 'genzoo[torch]'", "keras": "pip install 'genzoo[keras]'"}
@@ -39,14 +39,14 @@ def keras_backend_name() -> str:
         return "tensorflow"
 
 
-def get_backend(name: str) -> ModuleType:
+def get_backend(name: str) -> Backend:
     """Import and return a backend adapter; a missing framework is a clear error."""
     chosen = keras_backend_name() if name == "keras" else None
     if chosen is not None and chosen not in KERAS_BACKENDS:
         raise GenzooError(f"Keras's backend is '{chosen}' (KERAS_BACKEND or keras.json); "
                           f"genzoo's Keras models run on {' or '.join(KERAS_BACKENDS)}")
     try:
-        return import_module(ADAPTERS[name])
+        return cast(Backend, import_module(ADAPTERS[name]))
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("torch", "keras", "tensorflow"):
             raise GenzooError(

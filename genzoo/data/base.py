@@ -60,6 +60,12 @@ class ImageData:
         return self._checksum
 
     def split(self, name: str) -> np.ndarray:
+        """Deprecated: read the attribute (``data.train``, ``data.val``, ``data.test``)."""
+        import warnings
+
+        warnings.warn("ImageData.split(name) is deprecated and will be removed in genzoo "
+                      "0.3; read data.train, data.val or data.test", DeprecationWarning,
+                      stacklevel=2)
         if name not in ("train", "val", "test"):
             raise ValueError(f"unknown split {name!r}")
         return getattr(self, name)
