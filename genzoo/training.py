@@ -137,7 +137,7 @@ class _Loop:
         ckpt_due = (self.any_checkpoints and self.cfg.checkpoint_every > 0
                     and done % self.cfg.checkpoint_every == 0 and not last)
         if done % self.cfg.log_every == 0 or last or eval_due or ckpt_due or stop:
-            self.log_train(done, lr)  # also the NaN guard, before any checkpoint
+            self.log_train_and_guard(done, lr)  # the NaN guard, before any checkpoint
         else:
             self.hooks.reporter.advance(done)
         if eval_due and self.eval_batches is not None:
@@ -147,7 +147,7 @@ class _Loop:
         if ckpt_due and self.hooks.checkpoint is not None:
             self.hooks.checkpoint(done)
 
-    def log_train(self, done: int, lr: float) -> None:
+    def log_train_and_guard(self, done: int, lr: float) -> None:
         floats = self.trainer.to_floats(average_values(self.pending))  # over ranks
         metrics = ordered({k: v / self.n_pending for k, v in floats.items()})
         self.pending, self.n_pending = {}, 0

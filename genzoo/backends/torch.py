@@ -4,12 +4,12 @@ A torch plugin supplies an ``nn.Module`` built as ``Module(config, data_info)`` 
 
 - ``loss(x) -> (loss, {name: tensor})``: the model owns its loss; ``x`` is the batch
   as a tensor (images NHWC float32 in [0, 1], text int64 ids);
-- ``sample(n, generator) -> tensor``: images NHWC in [0, 1];
+- ``sample(n, rng) -> tensor``: images NHWC in [0, 1];
 - optionally ``prepare_eval(x: np.ndarray) -> np.ndarray``, ``configure_optimizers(
   make_optimizer) -> {name: optimizer}``, ``train_step(x, trainer) -> metrics`` and
   ``evaluate(x) -> metrics`` for models with several optimizers and no single loss
   (the GAN);
-- optionally ``render(z) -> images`` and ``noise(n, generator) -> z`` for latent
+- optionally ``render(z) -> images`` and ``noise(n, rng) -> z`` for latent
   interpolation.
 
 Under ``torchrun`` the trainer trains with ``torch.nn.parallel.DistributedDataParallel``:
@@ -85,12 +85,12 @@ class TorchGenerator:
     @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
         n, seed = check_sample(n, seed)
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(random_seed() if seed is None else seed)
+        rng = torch.Generator(device=self.device)
+        rng.manual_seed(random_seed() if seed is None else seed)
         was_training = self.module.training
         self.module.eval()
         try:
-            out = self.module.sample(n, generator)
+            out = self.module.sample(n, rng)
         finally:
             self.module.train(was_training)
         return out.float().cpu().numpy()
@@ -102,8 +102,8 @@ class TorchGenerator:
                                                   steps)
         ends = []
         for seed in (seed_a, seed_b):
-            generator = torch.Generator(device=self.device).manual_seed(seed)
-            ends.append(self.module.noise(1, generator).cpu().numpy())
+            rng = torch.Generator(device=self.device).manual_seed(seed)
+            ends.append(self.module.noise(1, rng).cpu().numpy())
         z = self.to_tensor(slerp(ends[0], ends[1], steps))
         was_training = self.module.training
         self.module.eval()

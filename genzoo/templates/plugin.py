@@ -136,16 +136,16 @@ class Model(nn.Module):
         kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1).mean()
         return recon + kl, {"recon": recon, "kl": kl}
 
-    def noise(self, n, generator):
-        return torch.randn(n, self.config.latent_dim, generator=generator, device=generator.device)
+    def noise(self, n, rng):
+        return torch.randn(n, self.config.latent_dim, generator=rng, device=rng.device)
 
     def render(self, z):
         """Images NHWC in [0, 1] from latents."""
         return torch.sigmoid(self.decoder(z)).reshape(-1, *self.shape)
 
-    def sample(self, n, generator):
-        """n images, NHWC in [0, 1]; all randomness from ``generator``."""
-        return self.render(self.noise(n, generator))
+    def sample(self, n, rng):
+        """n images, NHWC in [0, 1]; all randomness from ``rng`` (a torch.Generator)."""
+        return self.render(self.noise(n, rng))
 ''')
 
 KERAS_MODEL = Template('''\

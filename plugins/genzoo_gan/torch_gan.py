@@ -81,7 +81,7 @@ class GAN(nn.Module):
             self.discriminator = _dcgan_discriminator(config, h, w, c)
 
     # -- the two networks on NHWC tensors in [-1, 1] -------------------------------------
-    def generate(self, z: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+    def fake(self, z: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
         """``net`` replaces G's network: the trainer's data-parallel wrapper of it."""
         out = (net or self.generator)(z)
         if self.config.arch == "dcgan":
@@ -93,12 +93,12 @@ class GAN(nn.Module):
             x = x.permute(0, 3, 1, 2)
         return (net or self.discriminator)(x).squeeze(1)  # (B,) logits
 
-    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def noise(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
-        if generator is None:  # training: each rank takes its slice of the global draw
+        if rng is None:  # training: each rank takes its slice of the global draw
             return global_draw(lambda shape: torch.randn(shape, device=device),
                                (n, self.config.latent_dim))
-        return torch.randn(n, self.config.latent_dim, generator=generator, device=device)
+        return torch.randn(n, self.config.latent_dim, generator=rng, device=device)
 
     # -- training --------------------------------------------------------------------------
     def configure_optimizers(self, make: Any) -> dict[str, torch.optim.Optimizer]:
@@ -109,7 +109,7 @@ class GAN(nn.Module):
     def d_step(self, real: torch.Tensor, trainer: Any) -> dict[str, torch.Tensor]:
         """Update D on a real batch and a generated one; G's weights do not move."""
         with torch.no_grad():
-            fake = self.generate(self.noise(len(real)))
+            fake = self.fake(self.noise(len(real)))
         d_net = trainer.parallel(self.discriminator)  # DDP under torchrun
         real_logits, fake_logits = self.discriminate(real, d_net), self.discriminate(fake, d_net)
         loss = discriminator_loss(real_logits, fake_logits)
@@ -121,7 +121,7 @@ class GAN(nn.Module):
         self.discriminator.requires_grad_(False)
         try:
             g_net = trainer.parallel(self.generator)  # DDP under torchrun
-            loss = generator_loss(self.discriminate(self.generate(self.noise(n), g_net)))
+            loss = generator_loss(self.discriminate(self.fake(self.noise(n), g_net)))
             trainer.backward(loss, trainer.optimizers["opt_g"])
         finally:
             self.discriminator.requires_grad_(True)
@@ -136,17 +136,17 @@ class GAN(nn.Module):
         """The training metrics on a validation batch, with fixed noise (no update)."""
         real = x * 2.0 - 1.0
         noise = torch.Generator(device=real.device).manual_seed(EVAL_SEED)
-        fake = self.generate(self.noise(len(real), noise))
+        fake = self.fake(self.noise(len(real), noise))
         real_logits, fake_logits = self.discriminate(real), self.discriminate(fake)
         d = _stats(discriminator_loss(real_logits, fake_logits), real_logits, fake_logits)
         return {"loss_d": d.pop("loss_d"), "loss_g": generator_loss(fake_logits), **d}
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.render(self.noise(n, generator))
+    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        return self.render(self.noise(n, rng))
 
     def render(self, z: torch.Tensor) -> torch.Tensor:
         """Images NHWC in [0, 1] from latent vectors."""
-        return (self.generate(z) + 1.0) / 2.0
+        return (self.fake(z) + 1.0) / 2.0
 
 
 def _stats(loss_d: torch.Tensor, real_logits: torch.Tensor,

@@ -17,8 +17,8 @@ def _log_weights(generator: Any, x: np.ndarray, k: int, seed: int, offset: int) 
     if generator.spec.backend == "torch":
         import torch
 
-        g = torch.Generator(device=generator.device).manual_seed(seed * 1_000_003 + offset)
-        return generator.module.log_weights(generator.to_tensor(x), k, g).double().cpu().numpy()
+        rng = torch.Generator(device=generator.device).manual_seed(seed * 1_000_003 + offset)
+        return generator.module.log_weights(generator.to_tensor(x), k, rng).double().cpu().numpy()
     import keras
 
     out = generator.model.log_weights(x, k, keras.random.SeedGenerator(seed * 1_000_003 + offset))

@@ -92,24 +92,23 @@ class VAE(nn.Module):
         kl = gaussian_kl(mu, logvar).sum(1).mean()
         return recon + kl, {"recon": recon, "kl": kl}
 
-    def noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+    def noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
         """z ~ N(0, I), the prior."""
-        return torch.randn(n, self.config.latent_dim, generator=generator,
-                           device=generator.device)
+        return torch.randn(n, self.config.latent_dim, generator=rng, device=rng.device)
 
     def render(self, z: torch.Tensor) -> torch.Tensor:
         """Bernoulli means of p(x|z): NHWC in [0, 1]."""
         return torch.sigmoid(self.decode(z))
 
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        return self.render(self.noise(n, generator))
+    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        return self.render(self.noise(n, rng))
 
     @staticmethod
     def prepare_eval(x: np.ndarray) -> np.ndarray:
         return binarize(x)
 
     @torch.no_grad()
-    def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    def log_weights(self, x: torch.Tensor, k: int, rng: torch.Generator) -> torch.Tensor:
         """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): shape (k, B).
 
         Their log-mean-exp is the k-sample importance-weighted bound on log p(x)
@@ -117,7 +116,7 @@ class VAE(nn.Module):
         """
         mu, logvar = self.encode(x)  # (B, d) each
         std = (0.5 * logvar).exp()
-        eps = torch.randn(k, *mu.shape, generator=generator, device=mu.device)
+        eps = torch.randn(k, *mu.shape, generator=rng, device=mu.device)
         z = mu + std * eps  # (k, B, d)
         logits = self.decode(z.reshape(-1, z.shape[-1])).reshape(k, *x.shape)
         log_px_z = -bernoulli_nll(logits, x.expand_as(logits)).flatten(2).sum(2)
