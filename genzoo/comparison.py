@@ -18,7 +18,16 @@ from typing import Any
 
 from genzoo.checkpoint import RunDir, read_json
 from genzoo.config import is_whole
-from genzoo.errors import CheckpointError, ConfigError
+from genzoo.errors import CheckpointError, ConfigError, GenzooError
+
+# Metrics of generated images, which depend on how many were drawn (``--samples``): the
+# Fréchet distance in particular is biased upward for small counts.
+SAMPLE_METRICS = ("eval fd", "eval is", "eval is_std", "eval precision", "eval recall")
+
+
+class SampleCountsDiffer(GenzooError):
+    """Runs evaluated with different numbers of generated images were compared on the
+    metrics of those images."""
 
 
 def find_runs(paths: Iterable[Path | str]) -> list[Path]:
@@ -70,8 +79,12 @@ def describe(path: Path) -> dict[str, Any]:
         metrics["best val_loss"] = recorded["best"].get("val_loss")
     if isinstance(recorded.get("test"), dict):
         metrics.update({f"test {k}": v for k, v in recorded["test"].items()})
+    samples = None
     if eval_path.is_file():
-        metrics.update({f"eval {k}": v for k, v in read_json(eval_path)["metrics"].items()})
+        evaluated = read_json(eval_path)
+        metrics.update({f"eval {k}": v for k, v in evaluated["metrics"].items()})
+        protocol = evaluated.get("protocol")
+        samples = _whole(protocol.get("generated_images")) if isinstance(protocol, dict) else None
     train = config["train_config"]
     framework = (meta.get("frameworks") or {}).get("keras_backend")  # Keras: TF or torch
     status = run.status(meta) or "started"
@@ -87,6 +100,7 @@ def describe(path: Path) -> dict[str, Any]:
             "settings": {**config["model_config"], **train},
             "status": status, "step": step,
             "num_parameters": _whole(meta.get("num_parameters")), "wall_time_s": wall,
+            "eval_samples": samples,
             "metrics": {k: float(v) for k, v in metrics.items() if _real(v) is not None}}
 
 
@@ -171,6 +185,7 @@ def compare(paths: Path | str | Iterable[Path | str],
                               f"these runs have: {', '.join(names) or 'none'}")
         for r in runs:
             r["metrics"] = {k: v for k, v in r["metrics"].items() if any(w in k for w in wanted)}
+    _check_sample_counts(runs)
     by_model: dict[str, list[dict[str, Any]]] = {}  # settings are per model, any backend
     for r in runs:
         by_model.setdefault(r["model"], []).append(r)
@@ -188,6 +203,22 @@ def compare(paths: Path | str | Iterable[Path | str],
                 "metrics": summarise(g)} for g in groups.values()
                if len({r["seed"] for r in g}) == len(g)]  # repeats of one seed are no spread
     return _finite({"runs": runs, "groups": summary})
+
+
+def _check_sample_counts(runs: list[dict[str, Any]]) -> None:
+    """Refuse runs whose sample-quality metrics (``SAMPLE_METRICS``) were measured on
+    different numbers of generated images: such figures are not comparable."""
+    by_count: dict[int, list[str]] = {}
+    for r in runs:
+        if r["eval_samples"] is not None and any(m in r["metrics"] for m in SAMPLE_METRICS):
+            by_count.setdefault(r["eval_samples"], []).append(Path(r["run"]).name)
+    if len(by_count) > 1:
+        counts = "; ".join(f"{', '.join(names)}: {count:,} images"
+                           for count, names in sorted(by_count.items()))
+        raise SampleCountsDiffer(
+            "cannot compare Fréchet distance, IS, precision and recall of runs evaluated "
+            f"with different numbers of generated images ({counts}); evaluate them with the "
+            "same --samples, or keep other metrics with --metric")
 
 
 def _finite(obj: Any) -> Any:

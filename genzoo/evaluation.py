@@ -121,8 +121,11 @@ def image_quality(generator: Any, data: Any, samples: int,
     reference = reference_values(clf, data, n, EVAL_SEED)
     protocol = {
         "generated_images": samples, "test_images": n, "sample_seed": EVAL_SEED,
+        # "source": "shipped" (with genzoo: the same on every machine) or
+        # "trained-on-first-use" (cached; compare only figures of the same tensors_sha256)
         "feature_extractor": {k: clf.info[k] for k in
-                              ("dataset", "test_accuracy", "tensors_sha256", "recipe", "path")
+                              ("source", "dataset", "test_accuracy", "tensors_sha256",
+                               "data_sha256", "recipe", "path")
                               if k in clf.info},
         "features": "penultimate layer (128) of the domain classifier",
         "inception_score_splits": IS_SPLITS, "precision_recall_k": PR_K,

@@ -114,6 +114,7 @@ def test_genzoo_eval_for_an_image_model_writes_its_protocol(tmp_path) -> None:
     assert protocol["generated_images"] == 200 and protocol["iwae_samples"] == 20
     extractor = protocol["feature_extractor"]
     assert extractor["test_accuracy"] > 0.95
+    assert extractor["source"] == "trained-on-first-use"  # no extractor ships for these
     from genzoo.checkpoint import load_tensors, tensors_sha256
 
     assert extractor["tensors_sha256"] == tensors_sha256(load_tensors(Path(extractor["path"])))
@@ -196,3 +197,28 @@ def test_the_terminal_reporter_reports_long_steps_with_or_without_its_bar() -> N
     text = out.getvalue()
     assert "before the bar: [bold] stays literal" in text
     assert "family metrics: done in" in text and "generating 100 images: done in" in text
+
+
+def test_compare_refuses_sample_metrics_measured_on_different_sample_counts(tmp_path) -> None:
+    from genzoo.comparison import SampleCountsDiffer, compare
+    from genzoo.errors import GenzooError
+
+    for name, seed in (("a", 0), ("b", 1), ("c", 2)):
+        run = genzoo.train("vae", "torch", "tiny", steps=2, seed=seed, out=tmp_path / name)
+        samples = 500 if name == "b" else 10_000
+        (run.path / "eval.json").write_text(json.dumps(
+            {"metrics": {"test_nelbo": 30.0 + seed, "fd": 10.0 + seed, "is": 5.0},
+             "protocol": {"generated_images": samples, "test_images": min(samples, 360)}}))
+    same = compare([tmp_path / "a", tmp_path / "c"])
+    assert [r["eval_samples"] for r in same["runs"]] == [10_000, 10_000]
+    assert same["groups"][0]["metrics"]["eval fd"]["mean"] == pytest.approx(11.0)
+    with pytest.raises(SampleCountsDiffer, match=r"different numbers of generated images "
+                                                 r"\(b: 500 images; a, c: 10,000 images\)"):
+        compare([tmp_path])
+    assert issubclass(SampleCountsDiffer, GenzooError)
+    refused = run_genzoo("compare", str(tmp_path))
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "b: 500 images; a, c: 10,000 images" in refused.stderr
+    # Without the metrics of generated images, the runs compare.
+    nelbo = run_genzoo("compare", str(tmp_path), "--metric", "nelbo")
+    assert nelbo.returncode == 0 and "eval test_nelbo" in nelbo.stdout, nelbo.stderr

@@ -1,30 +1,41 @@
 """The domain classifier whose feature space the image metrics use.
 
 Inception weights cannot be downloaded here, and for MNIST-like data a classifier
-trained on the dataset itself is the better feature extractor anyway. It is trained
-deterministically on first use (fixed seed, fixed data order, deterministic kernels),
-then cached with its test accuracy and the sha256 of its tensors under
-``$XDG_CACHE_HOME/genzoo/classifiers``. It needs PyTorch, whichever backend made the images.
+trained on the dataset itself is the better feature extractor anyway.
+
+For MNIST and Fashion-MNIST the trained weights ship with genzoo (``extractors/``, built
+by ``scripts/build_extractors.py``): deterministic training is not bit-identical across
+CPUs, and the figures of two machines are comparable only with the same extractor. Any
+other labelled dataset (the bundled ``digits``, an IDX folder) gets its classifier
+trained on first use, single-threaded and deterministically (fixed seed, fixed data
+order, deterministic kernels), then cached with its test accuracy and the sha256 of its
+tensors under ``$XDG_CACHE_HOME/genzoo/classifiers``; a damaged cache is rebuilt with a
+warning. It needs PyTorch, whichever backend made the images.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from genzoo.checkpoint import atomic_write_json, load_tensors, save_tensors, tensors_sha256
+from genzoo.checkpoint import (atomic_write_json, load_tensors, read_json, save_tensors,
+                               tensors_sha256)
 from genzoo.data.sources import cache_dir
-from genzoo.errors import DataError
+from genzoo.errors import CheckpointError, DataError
 
 # At least 4 epochs and at least 2,000 steps (small datasets such as digits need more
-# passes).
-RECIPE: dict[str, Any] = {"version": 2, "seed": 0, "batch_size": 128, "lr": 1e-3, "epochs": 4,
-          "min_steps": 2000}
+# passes), on one CPU thread (version 3; version 2 used every core).
+RECIPE: dict[str, Any] = {"version": 3, "seed": 0, "batch_size": 128, "lr": 1e-3, "epochs": 4,
+                          "min_steps": 2000}
 FEATURES = 128  # width of the penultimate layer: the feature space of the metrics
+SHIPPED = Path(__file__).resolve().parent / "extractors"  # NAME.safetensors + NAME.json
+SHIPPED_SOURCE, TRAINED_SOURCE = "shipped", "trained-on-first-use"
+MAX_RECORD_BYTES = 1 << 20  # a classifier's or reference's JSON record is a few kB
 
 
 def _network(shape: tuple[int, ...], classes: int) -> Any:
@@ -46,7 +57,7 @@ class DomainClassifier:
     """A trained classifier: features and class probabilities for NHWC images in [0, 1]."""
 
     net: Any
-    info: dict[str, Any]  # dataset, accuracy, tensors_sha256, recipe, path
+    info: dict[str, Any]  # source, dataset, accuracy, tensors_sha256, recipe, path
 
     def features(self, images: np.ndarray, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
         """Penultimate-layer features (N, 128) and softmax probabilities (N, classes)."""
@@ -78,19 +89,47 @@ def _training_split(data: Any) -> tuple[np.ndarray, np.ndarray]:
             np.concatenate([data.train_labels, data.val_labels]))
 
 
+def _classes(data: Any) -> int:
+    if data.train_labels is None or data.test_labels is None:
+        _training_split(data)  # the error it raises
+    labels = [a for a in (data.train_labels, data.val_labels, data.test_labels)
+              if a is not None and len(a)]
+    return int(max(a.max() for a in labels)) + 1
+
+
+class _reproducible:
+    """One CPU thread and PyTorch's deterministic kernels, restored afterwards: the
+    result then does not depend on ``OMP_NUM_THREADS`` or the number of cores."""
+
+    def __enter__(self) -> None:
+        import torch
+
+        self.threads = torch.get_num_threads()
+        self.deterministic = torch.are_deterministic_algorithms_enabled()
+        torch.set_num_threads(1)
+        torch.use_deterministic_algorithms(True)
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        torch.use_deterministic_algorithms(self.deterministic)
+        torch.set_num_threads(self.threads)
+
+
 def train_classifier(data: Any, reporter: Any = None) -> DomainClassifier:
-    """Train the classifier deterministically on ``data``'s training split."""
+    """Train the classifier deterministically, on one thread, on ``data``'s training
+    split (train and validation)."""
     import torch
 
     x, y = _training_split(data)
-    classes = int(max(y.max(), data.test_labels.max())) + 1
-    torch.manual_seed(RECIPE["seed"])
-    net = _network(data.info.shape, classes)
-    opt = torch.optim.Adam(net.parameters(), lr=RECIPE["lr"])
+    classes = _classes(data)
     bs = int(RECIPE["batch_size"])
     per_epoch = max(1, len(x) // bs)
     epochs = max(int(RECIPE["epochs"]), -(-int(RECIPE["min_steps"]) // per_epoch))
-    with _deterministic():
+    with _reproducible():
+        torch.manual_seed(RECIPE["seed"])
+        net = _network(data.info.shape, classes)
+        opt = torch.optim.Adam(net.parameters(), lr=RECIPE["lr"])
         for epoch in range(epochs):
             order = np.random.default_rng([RECIPE["seed"], epoch]).permutation(len(x))
             net.train()
@@ -108,52 +147,169 @@ def train_classifier(data: Any, reporter: Any = None) -> DomainClassifier:
     return DomainClassifier(net, {"dataset": data.name, "classes": classes})
 
 
-class _deterministic:
-    def __enter__(self) -> None:
-        import torch
+def build(data: Any, reporter: Any = None) -> tuple[DomainClassifier, dict[str, np.ndarray]]:
+    """Train the classifier for ``data`` and measure it: the classifier (its ``info`` is
+    the record to save beside the weights) and its float32 tensors."""
+    import torch
 
-        self.previous = torch.are_deterministic_algorithms_enabled()
-        torch.use_deterministic_algorithms(True)
+    clf = train_classifier(data, reporter)
+    with _reproducible():
+        _, test_probs = clf.features(data.test)
+    tensors = {k: v.detach().numpy().astype(np.float32)
+               for k, v in clf.net.state_dict().items()}
+    clf.info = {**clf.info, "shape": list(data.info.shape), "data_sha256": data.checksum,
+                "test_accuracy": float((test_probs.argmax(1) == data.test_labels).mean()),
+                "tensors_sha256": tensors_sha256(tensors), "recipe": dict(RECIPE),
+                "trained_with": {"torch": torch.__version__.split("+")[0], "threads": 1}}
+    return clf, tensors
 
-    def __exit__(self, *exc: object) -> None:
-        import torch
 
-        torch.use_deterministic_algorithms(self.previous)
+def read_record(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``: a ``CheckpointError`` when it is missing, too large,
+    not JSON (nested too deeply included) or not an object."""
+    try:
+        size = Path(path).stat().st_size
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size > MAX_RECORD_BYTES:
+        raise CheckpointError(f"{path} holds {size:,} bytes, more than a record can")
+    try:
+        record = read_json(path)
+    except RecursionError:  # (json's parser recurses once per nesting level)
+        raise CheckpointError(f"{path} is not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer too long to convert
+        raise CheckpointError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path} does not hold a JSON object")
+    return record
+
+
+def _network_from(tensors: dict[str, np.ndarray], shape: tuple[int, ...], classes: int,
+                  path: Path) -> Any:
+    """``_network(shape, classes)`` with ``tensors`` as its weights, which must be its
+    own names, shapes and float32 dtype."""
+    import torch
+
+    net = _network(shape, classes)
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in tensors.items()}
+    if found != expected:
+        raise CheckpointError(f"{path} does not hold the weights of the domain classifier "
+                              f"for {'x'.join(map(str, shape))} images and {classes} classes")
+    odd = sorted(k for k, v in tensors.items() if v.dtype != np.float32)
+    if odd:
+        raise CheckpointError(f"{path} holds tensors that are not float32: {', '.join(odd)}")
+    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
+    return net.eval()
+
+
+def shipped_extractor(data: Any) -> DomainClassifier | None:
+    """The extractor shipped with genzoo for ``data``'s training images (MNIST,
+    Fashion-MNIST), verified against its record, or ``None`` if none was built on them."""
+    shape = list(data.info.shape)
+    for record_path in sorted(SHIPPED.glob("*.json")):
+        try:
+            info = read_record(record_path)
+            matches = (info.get("shape") == shape and info.get("data_sha256") == data.checksum
+                       and info.get("classes") == _classes(data))
+        except CheckpointError as exc:
+            raise CheckpointError(f"the feature extractor shipped with genzoo is damaged: "
+                                  f"{exc}; reinstall genzoo") from None
+        if not matches:
+            continue
+        weights = record_path.with_suffix(".safetensors")
+        try:
+            tensors = load_tensors(weights)
+            digest = tensors_sha256(tensors)
+            if digest != info.get("tensors_sha256"):
+                raise CheckpointError(f"the tensors in {weights} have sha256 {digest[:16]}…, "
+                                      f"its record {record_path.name} says "
+                                      f"{str(info.get('tensors_sha256'))[:16]}…")
+            net = _network_from(tensors, data.info.shape, info["classes"], weights)
+        except CheckpointError as exc:
+            raise CheckpointError(f"the feature extractor shipped with genzoo for "
+                                  f"'{info.get('dataset')}' is damaged ({exc}); reinstall "
+                                  "genzoo, or rebuild it with scripts/build_extractors.py"
+                                  ) from None
+        return DomainClassifier(net, {**info, "source": SHIPPED_SOURCE, "path": str(weights)})
+    return None
+
+
+def _load_cached(data: Any, weights: Path, record: Path) -> DomainClassifier:
+    info = read_record(record)
+    tensors = load_tensors(weights)
+    if info.get("data_sha256") != data.checksum or not isinstance(info.get("classes"), int):
+        raise CheckpointError(f"{record} is not the record of this classifier")
+    digest = tensors_sha256(tensors)
+    if digest != info.get("tensors_sha256"):
+        raise CheckpointError(f"the tensors in {weights} have sha256 {digest[:16]}…, "
+                              f"{record.name} records {str(info.get('tensors_sha256'))[:16]}…")
+    net = _network_from(tensors, data.info.shape, info["classes"], weights)
+    return DomainClassifier(net, {**info, "source": TRAINED_SOURCE, "path": str(weights)})
 
 
 def load_or_train(data: Any, reporter: Any = None) -> DomainClassifier:
-    """The cached classifier for ``data`` (keyed by its training data), training it once."""
-    digest = data.checksum
-    weights, record = _paths(data.name, digest)
-    if weights.is_file() and record.is_file():
-        info = json.loads(record.read_text())
-        tensors = load_tensors(weights)
-        if tensors_sha256(tensors) == info.get("tensors_sha256"):
-            import torch
-
-            net = _network(data.info.shape, info["classes"])
-            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
-            return DomainClassifier(net.eval(), {**info, "path": str(weights)})
-    clf = train_classifier(data, reporter)
-    _, test_probs = clf.features(data.test)
-    accuracy = float((test_probs.argmax(1) == data.test_labels).mean())
+    """The feature extractor for ``data``: the one shipped with genzoo where it was built
+    on these training images, else the cached one trained on them, training it once (a
+    damaged cache is trained again, with a warning)."""
+    shipped = shipped_extractor(data)
+    if shipped is not None:
+        return shipped
+    weights, record = _paths(data.name, data.checksum)
+    if weights.exists() or record.exists():
+        try:
+            return _load_cached(data, weights, record)
+        except CheckpointError as exc:
+            warnings.warn(f"the cached classifier for '{data.name}' is damaged ({exc}); "
+                          "training it again", stacklevel=2)
+    clf, tensors = build(data, reporter)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().numpy() for k, v in clf.net.state_dict().items()}
-    save_tensors(weights, tensors)
-    info = {**clf.info, "test_accuracy": accuracy, "data_sha256": digest, "recipe": RECIPE,
-            "tensors_sha256": tensors_sha256(tensors)}
-    atomic_write_json(record, info)
-    clf.info = {**info, "path": str(weights)}
+    save_tensors(weights, tensors)  # then the record: a record means complete weights
+    atomic_write_json(record, clf.info)
+    clf.info = {**clf.info, "source": TRAINED_SOURCE, "path": str(weights)}
     return clf
 
 
+def _data_digest(data: Any) -> str:
+    """sha256 of every image and label the reference values read."""
+    digest = hashlib.sha256(data.checksum.encode())  # (of the training images, cached)
+    for array in (data.val, data.test, data.train_labels, data.val_labels, data.test_labels):
+        if array is None:
+            digest.update(b"none")
+            continue
+        value = np.ascontiguousarray(array)
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(value.data)
+    return digest.hexdigest()
+
+
+def _reference_path(clf: DomainClassifier) -> Path:
+    return cache_dir() / "classifiers" / f"reference-{clf.info['tensors_sha256'][:16]}.json"
+
+
 def reference_values(clf: DomainClassifier, data: Any, n: int, seed: int) -> dict[str, float]:
-    """Real-data reference: the training split against the test split, and the test IS."""
-    key = f"reference_{n}_{seed}"
-    record = Path(clf.info["path"]).with_suffix(".json")
-    saved = json.loads(record.read_text()) if record.is_file() else {}
-    if key in saved:
-        return saved[key]
+    """Real-data reference with ``n`` images of each split (the Fréchet distance is
+    biased upward for small ``n``, so it is measured at the generated images' count):
+    the training split against the test split, and the test IS.
+
+    Cached in the user's cache, keyed by the extractor's ``tensors_sha256``, the data
+    and ``n`` and ``seed``; a damaged cache is recomputed with a warning."""
+    path = _reference_path(clf)
+    key = f"n={n} seed={seed} data={_data_digest(data)[:16]}"
+    saved: dict[str, Any] = {}
+    if path.exists():
+        try:
+            saved = read_record(path)
+            cached = saved.get(key)
+            if (isinstance(cached, dict) and len(cached) == 4
+                    and all(isinstance(v, float) for v in cached.values())):
+                return cached
+        except CheckpointError as exc:
+            warnings.warn(f"the cached reference values are damaged ({exc}); computing them "
+                          "again", stacklevel=2)
+            saved = {}
     from genzoo.metrics.distances import (frechet_distance, gaussian_stats, inception_score,
                                           precision_recall)
 
@@ -163,8 +319,9 @@ def reference_values(clf: DomainClassifier, data: Any, n: int, seed: int) -> dic
     test_f, test_p = clf.features(data.test[:n])
     fid = frechet_distance(*gaussian_stats(train_f), *gaussian_stats(test_f))
     precision, recall = precision_recall(test_f, train_f)
-    values = {"fd_train_vs_test": fid, "is_test": inception_score(test_p)[0],
-              "precision_train_vs_test": precision, "recall_train_vs_test": recall}
-    if record.is_file():
-        atomic_write_json(record, {**saved, key: values})
+    values = {"fd_train_vs_test": float(fid), "is_test": float(inception_score(test_p)[0]),
+              "precision_train_vs_test": float(precision),
+              "recall_train_vs_test": float(recall)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, {**saved, key: values})
     return values
