@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from genzoo.checkpoint import RunDir
+from genzoo.rundir import RunDir
 from genzoo.errors import ConfigError
 from genzoo.planning import (Plan, build, data_info, default_out, finished_before_start,
                              keras_backend_change, length_overrides, plan, resume_plan)

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from genzoo.checkpoint import RunDir, read_json
+from genzoo.checkpoint import read_json
+from genzoo.rundir import RunDir
 from genzoo.config import is_whole
 from genzoo.errors import CheckpointError, ConfigError, GenzooError
 

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar, Union
 
 from genzoo.errors import ConfigError, did_you_mean
 from genzoo.values import (DEVICE, LIMITS, MAX_NEW_TOKENS, MAX_SEED, MAX_STEPS, MAX_WHOLE,
-                           check_count, check_device, check_seed, is_whole, next_seed,
+                           valid_count, check_device, valid_seed, is_whole, next_seed,
                            require, seconds_from_env, shown)  # importable from here too
 
 C = TypeVar("C")

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from genzoo.checkpoint import RunDir, atomic_write_json
+from genzoo.checkpoint import atomic_write_json
+from genzoo.rundir import RunDir
 from genzoo.config import TrainConfig, from_dict
 from genzoo.errors import DataError
 from genzoo.progress import Reporter
@@ -41,11 +42,11 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
     instead (``eval_path()``), so they never replace those of the run's own test split.
     """
     from genzoo.runs import load_run, saved_spec
-    from genzoo.config import check_count
+    from genzoo.config import valid_count
     from genzoo.data import load_dataset, recorded_dataset
 
-    k = check_count(k, "k", 1, 5000)
-    samples = check_count(samples, "samples", 100, 100_000)  # fewer: IS and FD mean nothing
+    k = valid_count(k, "k", 1, 5000)
+    samples = valid_count(samples, "samples", 100, 100_000)  # fewer: IS and FD mean nothing
     reporter = reporter or Reporter()
     run_dir = RunDir(run)
     saved, spec = saved_spec(run_dir)

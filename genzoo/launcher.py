@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from genzoo.checkpoint import RunDir
+from genzoo.rundir import RunDir
 from genzoo.distributed import check_split
 from genzoo.errors import GenzooError
 from genzoo.planning import Plan, finished_before_start

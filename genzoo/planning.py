@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from genzoo.checkpoint import RunDir, checkpoint_step, complete_checkpoints
+from genzoo.checkpoint import checkpoint_step, complete_checkpoints
+from genzoo.rundir import RunDir
 from genzoo.config import TrainConfig, is_whole, resolve, to_dict
 from genzoo.errors import CheckpointError, ConfigError, DataError, LookupFailed, did_you_mean
 from genzoo.protocols import DataInfo, Generator

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genzoo.checkpoint import (WEIGHTS, RunDir, checkpoint_name, complete_checkpoints,
+from genzoo.checkpoint import (WEIGHTS, checkpoint_name, complete_checkpoints,
                                latest_checkpoint, load_tensors, read_checkpoint,
                                tensor_metadata)
+from genzoo.rundir import RunDir
 from genzoo.config import TrainConfig, from_dict
 from genzoo.errors import CheckpointError
 from genzoo.planning import Plan, build, keras_backend_change

@@ -18,10 +18,11 @@ from genzoo.version import __version__
 from genzoo.planning import Plan, finished_error
 from genzoo.runs import Run, check_origin, weights_metadata
 from genzoo.stopping import StopRequests
-from genzoo.checkpoint import (WEIGHTS, RunDir, atomic_write_bytes, checkpoint_step,
+from genzoo.checkpoint import (WEIGHTS, atomic_write_bytes, checkpoint_step,
                                complete_checkpoints, load_tensors, read_checkpoint,
                                remove_path, remove_unfinished_checkpoints, save_tensors,
                                write_checkpoint)
+from genzoo.rundir import RunDir
 from genzoo.distributed import Sharded, world
 from genzoo.errors import CheckpointError, DataError, Terminated, one_line
 from genzoo.progress import Reporter

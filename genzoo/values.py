@@ -63,15 +63,15 @@ def is_whole(value: Any, minimum: int | None = None) -> bool:
             and (minimum is None or int(value) >= minimum))
 
 
-def check_seed(seed: Any, name: str = "seed") -> int | None:
+def valid_seed(seed: Any, name: str = "seed") -> int | None:
     """A seed as a Python int, refused unless it is a whole number in [0, 2**31 - 1]
     (``None`` passes).
 
     Examples:
         >>> import numpy as np
-        >>> check_seed(np.int64(7))
+        >>> valid_seed(np.int64(7))
         7
-        >>> check_seed(-1)
+        >>> valid_seed(-1)
         Traceback (most recent call last):
         ...
         genzoo.errors.ConfigError: seed must be a whole number from 0 to 2147483647, not -1
@@ -107,12 +107,12 @@ def next_seed(seed: int, i: int = 1) -> int:
     return (seed + i) % (MAX_SEED + 1)
 
 
-def check_count(n: Any, name: str = "n", minimum: int = 1, maximum: int | None = None) -> int:
+def valid_count(n: Any, name: str = "n", minimum: int = 1, maximum: int | None = None) -> int:
     """A count as a Python int, refused unless it is a whole number of at least
     ``minimum`` (and at most ``maximum``).
 
     Examples:
-        >>> check_count(2.5)
+        >>> valid_count(2.5)
         Traceback (most recent call last):
         ...
         genzoo.errors.ConfigError: n must be a whole number of at least 1, not 2.5

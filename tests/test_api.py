@@ -49,7 +49,7 @@ def test_epochs_replace_the_presets_steps_as_on_the_command_line(tmp_path) -> No
     p = genzoo.api.plan("vae", **genzoo.api.length_overrides({"epochs": "none", "steps": 3}))
     assert (p.train_config.epochs, p.train_config.steps) == (None, 3)  # "none" is not given
     # A launcher tells a finished run from meta.json alone, epochs counted in its steps.
-    from genzoo.checkpoint import RunDir
+    from genzoo.rundir import RunDir
 
     one, two = (genzoo.api.plan("vae", preset="tiny", **genzoo.api.length_overrides(
         {"epochs": n})) for n in (1, 2))

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import load
 
-from genzoo.checkpoint import (RunDir, atomic_write_bytes, latest_checkpoint, load_tensors,
+from genzoo.checkpoint import (atomic_write_bytes, latest_checkpoint, load_tensors,
                                read_checkpoint, save_tensors, tensors_to_bytes,
                                write_checkpoint)
+from genzoo.rundir import RunDir
 from genzoo.errors import CheckpointError
 
 

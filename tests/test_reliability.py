@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genzoo.checkpoint import (RunDir, latest_checkpoint, load_tensors, read_checkpoint,
+from genzoo.checkpoint import (latest_checkpoint, load_tensors, read_checkpoint,
                                remove_unfinished_checkpoints, write_checkpoint)
+from genzoo.rundir import RunDir
 from genzoo.errors import CheckpointError
 from helpers import run_genzoo
 from test_plugins import install

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import genzoo
-from genzoo.checkpoint import (RunDir, atomic_write_bytes, checkpoint_step, complete_checkpoints,
+from genzoo.checkpoint import (atomic_write_bytes, checkpoint_step, complete_checkpoints,
                                latest_checkpoint, load_tensors, read_json, write_checkpoint)
+from genzoo.rundir import RunDir
 from genzoo.errors import CheckpointError
 from genzoo.runlock import RunLock
 

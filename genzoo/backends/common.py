@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from genzoo.config import MAX_SEED, check_count, check_seed
+from genzoo.config import MAX_SEED, valid_count, valid_seed
 from genzoo.errors import CheckpointError, ConfigError
 
 
@@ -51,22 +51,22 @@ def _unnumbered(names: list[str]) -> list[str]:
     return sorted(re.sub(r"_\d+(?=/|$)", "", name) for name in names)
 
 
-def check_sample(n: Any, seed: Any) -> tuple[int, int | None]:
+def valid_sample_args(n: Any, seed: Any) -> tuple[int, int | None]:
     """The arguments of ``sample(n, seed=...)`` as Python ints, checked before any
     framework sees them."""
-    return check_count(n), check_seed(seed)
+    return valid_count(n), valid_seed(seed)
 
 
-def check_interpolate(network: Any, name: str, seed_a: Any, seed_b: Any,
+def valid_interpolate_args(network: Any, name: str, seed_a: Any, seed_b: Any,
                       steps: Any) -> tuple[int, int, int]:
     """``interpolate``'s arguments as Python ints; it needs a model with a latent space
     (``noise`` and ``render``)."""
     if not (hasattr(network, "noise") and hasattr(network, "render")):
         raise ConfigError(f"{name} has no latent space to interpolate in")
-    a, b = check_seed(seed_a, "seed_a"), check_seed(seed_b, "seed_b")
+    a, b = valid_seed(seed_a, "seed_a"), valid_seed(seed_b, "seed_b")
     if a is None or b is None:
         raise ConfigError("interpolate needs two seeds")
-    return a, b, check_count(steps, "steps", 2)
+    return a, b, valid_count(steps, "steps", 2)
 
 
 def describe(generator: Any) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from genzoo.backends.common import random_seed
-from genzoo.config import MAX_NEW_TOKENS, check_count, check_seed, next_seed, shown
+from genzoo.config import MAX_NEW_TOKENS, valid_count, valid_seed, next_seed, shown
 from genzoo.data.text import CharTokenizer
 from genzoo.errors import ConfigError
 from genzoo.sampling import TEMPERATURE, TOP_K, stream_tokens
@@ -57,12 +57,12 @@ class TextSampling:
                 or not 0 <= temperature < math.inf:
             raise ConfigError(f"temperature must be a finite number of at least 0, "
                               f"not {temperature!r}")
-        top_k = None if top_k is None else check_count(top_k, "top_k")
-        max_new_tokens = check_count(max_new_tokens, "max_new_tokens", 0)
+        top_k = None if top_k is None else valid_count(top_k, "top_k")
+        max_new_tokens = valid_count(max_new_tokens, "max_new_tokens", 0)
         if max_new_tokens > MAX_NEW_TOKENS:
             raise ConfigError(f"max_new_tokens must be at most {MAX_NEW_TOKENS:,}, not "
                               f"{shown(max_new_tokens)}")
-        seed = check_seed(seed)
+        seed = valid_seed(seed)
         if not isinstance(prompt, str):
             raise ConfigError(f"the prompt must be a string, not {type(prompt).__name__}")
         tokenizer = self.tokenizer
@@ -93,7 +93,7 @@ class TextSampling:
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
         """``n`` sequences of ``block_size`` token ids (int64), each from a newline, drawn
         from the model's own distribution (temperature 1, no top-k)."""
-        n, seed = check_count(n), check_seed(seed)
+        n, seed = valid_count(n), valid_seed(seed)
         base = random_seed() if seed is None else seed
         start = self.info.vocab[self.start_token()]
         rows = [self.tokenizer.encode(self.generate(

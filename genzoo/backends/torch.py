@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genzoo.backends.common import (check_interpolate, check_sample, check_state_matches,
+from genzoo.backends.common import (valid_interpolate_args, valid_sample_args, check_state_matches,
                                     describe, random_seed, slerp)
 from genzoo.backends.text import TextSampling
 from genzoo.config import TrainConfig, check_device
@@ -84,7 +84,7 @@ class TorchGenerator:
 
     @torch.no_grad()
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
-        n, seed = check_sample(n, seed)
+        n, seed = valid_sample_args(n, seed)
         rng = torch.Generator(device=self.device)
         rng.manual_seed(random_seed() if seed is None else seed)
         was_training = self.module.training
@@ -98,7 +98,7 @@ class TorchGenerator:
     @torch.no_grad()
     def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
         """Images along the arc between the latents of two seeds (their first samples)."""
-        seed_a, seed_b, steps = check_interpolate(self.module, self.spec.name, seed_a, seed_b,
+        seed_a, seed_b, steps = valid_interpolate_args(self.module, self.spec.name, seed_a, seed_b,
                                                   steps)
         ends = []
         for seed in (seed_a, seed_b):

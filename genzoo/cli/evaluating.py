@@ -31,7 +31,7 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
         genzoo eval runs/gan-torch-20261128-140000 --json
     """
     from genzoo.runs import saved_spec
-    from genzoo.checkpoint import RunDir
+    from genzoo.rundir import RunDir
 
     _, spec = saved_spec(RunDir(run))  # a clear error before the framework loads
     if not spec.evaluator and given("k"):

@@ -54,7 +54,7 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
         genzoo sample runs/transformer-torch-20261128-150000 --prompt "ROMEO:" \\
             --max-new-tokens 500 --temperature 0.8 --top-k 40
     """
-    from genzoo.checkpoint import RunDir
+    from genzoo.rundir import RunDir
 
     kind = RunDir(run).read_config()["data_info"]["kind"]  # errors before the framework loads
     if kind == "text" and interpolate:
@@ -90,7 +90,7 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
 def _check_output_file(out: Path, suffix: str | None, run: Path | None = None) -> None:
     """Refuse an output path that cannot be written, or that is one of ``run``'s own files
     (its weights, config, records, checkpoints), before any work is done."""
-    from genzoo.checkpoint import RunDir
+    from genzoo.rundir import RunDir
     from genzoo.runlock import LOCK_NAME
 
     if suffix is not None and out.suffix.lower() != suffix:

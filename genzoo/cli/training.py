@@ -119,7 +119,7 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
 
 
 def _saved_model(run: Path) -> tuple[str, str]:
-    from genzoo.checkpoint import RunDir
+    from genzoo.rundir import RunDir
 
     saved = RunDir(run).read_config()
     return saved["model"], saved["backend"]

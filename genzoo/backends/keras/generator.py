@@ -10,7 +10,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from genzoo.backends.common import (check_interpolate, check_sample, check_state_matches,
+from genzoo.backends.common import (valid_interpolate_args, valid_sample_args, check_state_matches,
                                     describe, random_seed, slerp)
 from genzoo.backends.text import TextSampling
 from genzoo.errors import CheckpointError
@@ -41,7 +41,7 @@ class KerasGenerator:
     __repr__ = describe
 
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
-        n, seed = check_sample(n, seed)
+        n, seed = valid_sample_args(n, seed)
         seeds = keras.random.SeedGenerator(random_seed() if seed is None else seed)
         with _no_grad():
             out = self.model.sample(n, seeds)
@@ -49,7 +49,7 @@ class KerasGenerator:
 
     def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
         """Images along the arc between the latents of two seeds (their first samples)."""
-        seed_a, seed_b, steps = check_interpolate(self.model, self.spec.name, seed_a, seed_b,
+        seed_a, seed_b, steps = valid_interpolate_args(self.model, self.spec.name, seed_a, seed_b,
                                                   steps)
         with _no_grad():
             ends = [keras.ops.convert_to_numpy(self.model.noise(1, keras.random.SeedGenerator(s)))

@@ -79,7 +79,11 @@ def graph_function(fn: Any) -> Any:
             graph = graphs[key] = tf.function(fn, reduce_retracing=False)
         return graph(*args)
 
+    def tracing_count() -> int:  # as tf.function's: traces over every shape's graph
+        return sum(graph.experimental_get_tracing_count() for graph in graphs.values())
+
     call.graphs = graphs  # type: ignore[attr-defined]  # for tests: one per shape
+    call.experimental_get_tracing_count = tracing_count  # type: ignore[attr-defined]
     return call
 
 
