@@ -110,3 +110,10 @@ def test_image_data_split_is_deprecated_not_gone() -> None:
     data = ImageData("d", x, x, x)
     with pytest.warns(DeprecationWarning, match="read data.train"):
         assert data.split("val") is data.val
+
+
+def test_every_file_fits_in_a_head() -> None:
+    long = {str(f.relative_to(ROOT)): n for tree in ("genzoo", "plugins")
+            for f in (ROOT / tree).rglob("*.py")
+            if (n := len(f.read_text().splitlines())) > 400}
+    assert long == {}, "split these by what they hold"
