@@ -361,3 +361,19 @@ def to_dict(config: Any) -> dict[str, Any]:
 def from_dict(cls: type[C], values: Mapping[str, Any]) -> C:
     """Rebuild a config saved by ``to_dict()``; keys the class lacks are an error."""
     return make_config(cls, dict(values))
+
+
+_RENAMED = {"check_seed": "valid_seed", "check_count": "valid_count"}  # before genzoo 0.2
+
+
+def __getattr__(name: str) -> Any:
+    """The old names of renamed helpers, with a DeprecationWarning (removed in 0.3)."""
+    if name in _RENAMED:
+        import warnings
+
+        import genzoo.values
+
+        warnings.warn(f"genzoo.config.{name} is deprecated and will be removed in genzoo 0.3; "
+                      f"use genzoo.values.{_RENAMED[name]}", DeprecationWarning, stacklevel=2)
+        return getattr(genzoo.values, _RENAMED[name])
+    raise AttributeError(f"module 'genzoo.config' has no attribute '{name}'")
