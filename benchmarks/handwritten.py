@@ -50,7 +50,7 @@ def gan_loop(module: Any, batches: Callable[[int], Any], cfg: Any, *, device: st
             _set_lr(lr_at(step, total, cfg), opt_d, opt_g)
             real = tensor(batches(step)) * 2 - 1
             with torch.no_grad(), precision():
-                fake = module.generate(torch.randn(len(real), latent, device=device))
+                fake = module.fake(torch.randn(len(real), latent, device=device))
             with precision():
                 loss_d = discriminator_loss(module.discriminate(real), module.discriminate(fake))
             opt_d.zero_grad(set_to_none=True)
@@ -59,7 +59,7 @@ def gan_loop(module: Any, batches: Callable[[int], Any], cfg: Any, *, device: st
             module.discriminator.requires_grad_(False)
             z = torch.randn(len(real), latent, device=device)
             with precision():
-                loss_g = generator_loss(module.discriminate(module.generate(z)))
+                loss_g = generator_loss(module.discriminate(module.fake(z)))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
