@@ -42,8 +42,8 @@ def gan_loop(module: Any, batches: Callable[[int], Any], cfg: Any, *, device: st
 
     tensor, precision = _helpers(device, bf16)
     latent = module.config.latent_dim
-    opt_d = make_optimizer(module.discriminator.parameters(), cfg)
-    opt_g = make_optimizer(module.generator.parameters(), cfg)
+    opt_d = make_optimizer(module.d_net.parameters(), cfg)
+    opt_g = make_optimizer(module.g_net.parameters(), cfg)
 
     def run(start: int, steps: int) -> None:
         for step in range(start, start + steps):
@@ -56,14 +56,14 @@ def gan_loop(module: Any, batches: Callable[[int], Any], cfg: Any, *, device: st
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-            module.discriminator.requires_grad_(False)
+            module.d_net.requires_grad_(False)
             z = torch.randn(len(real), latent, device=device)
             with precision():
                 loss_g = generator_loss(module.discriminate(module.fake(z)))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
-            module.discriminator.requires_grad_(True)
+            module.d_net.requires_grad_(True)
             if step % 50 == 0:
                 loss_d.item()
 

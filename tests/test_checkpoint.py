@@ -201,3 +201,20 @@ def test_built_in_models_keep_their_tensor_names_and_shapes() -> None:
         GOLDEN.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
     assert found == json.loads(GOLDEN.read_text())
     assert len(found) == 6
+
+
+def test_gan_weights_saved_under_the_old_network_names_still_load() -> None:
+    """The GAN's networks were renamed generator -> g_net and discriminator -> d_net
+    (one meaning per word): weights an older genzoo saved load under the new names, and
+    sample the same images."""
+    import numpy as np
+
+    import genzoo
+
+    source = genzoo.create("gan", "torch", "tiny", seed=3)
+    old = {k.replace("g_net.", "generator.", 1).replace("d_net.", "discriminator.", 1): v
+           for k, v in source.state().items()}
+    assert any(k.startswith("generator.") for k in old)
+    target = genzoo.create("gan", "torch", "tiny", seed=4)
+    target.load_state(old)
+    np.testing.assert_array_equal(target.sample(4, seed=0), source.sample(4, seed=0))

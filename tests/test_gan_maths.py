@@ -61,15 +61,15 @@ def test_torch_each_step_moves_only_its_own_network() -> None:
 
     gen, trainer = _trained_pair("torch")
     net = gen.module
-    g0 = _snapshot(p.detach().numpy().copy() for p in net.generator.parameters())
-    d0 = _snapshot(p.detach().numpy().copy() for p in net.discriminator.parameters())
+    g0 = _snapshot(p.detach().numpy().copy() for p in net.g_net.parameters())
+    d0 = _snapshot(p.detach().numpy().copy() for p in net.d_net.parameters())
     net.d_step(torch.from_numpy(REAL), trainer)
-    g1 = _snapshot(p.detach().numpy().copy() for p in net.generator.parameters())
-    d1 = _snapshot(p.detach().numpy().copy() for p in net.discriminator.parameters())
+    g1 = _snapshot(p.detach().numpy().copy() for p in net.g_net.parameters())
+    d1 = _snapshot(p.detach().numpy().copy() for p in net.d_net.parameters())
     assert _same(g0, g1) and not _same(d0, d1)
     net.g_step(16, trainer)
-    g2 = _snapshot(p.detach().numpy().copy() for p in net.generator.parameters())
-    d2 = _snapshot(p.detach().numpy().copy() for p in net.discriminator.parameters())
+    g2 = _snapshot(p.detach().numpy().copy() for p in net.g_net.parameters())
+    d2 = _snapshot(p.detach().numpy().copy() for p in net.d_net.parameters())
     assert _same(d1, d2) and not _same(g1, g2)
     assert trainer.optimizers["opt_d"] is not trainer.optimizers["opt_g"]
 
@@ -83,12 +83,12 @@ def test_keras_each_step_moves_only_its_own_network() -> None:
     def weights(net):
         return [ops.convert_to_numpy(v).copy() for v in net.trainable_variables]
 
-    g0, d0 = weights(model.generator), weights(model.discriminator)
+    g0, d0 = weights(model.g_net), weights(model.d_net)
     model.d_step(REAL)
-    g1, d1 = weights(model.generator), weights(model.discriminator)
+    g1, d1 = weights(model.g_net), weights(model.d_net)
     assert _same(g0, g1) and not _same(d0, d1)
     model.g_step(16)
-    g2, d2 = weights(model.generator), weights(model.discriminator)
+    g2, d2 = weights(model.g_net), weights(model.d_net)
     assert _same(d1, d2) and not _same(g1, g2)
 
 
@@ -109,7 +109,7 @@ def test_torch_losses_on_a_hand_computed_case() -> None:
     with torch.no_grad():
         for p in net.parameters():
             p.zero_()
-        net.discriminator[-1].bias.fill_(B)
+        net.d_net[-1].bias.fill_(B)
         metrics = net.evaluate(torch.rand(5, 4, 4, 1))
     loss_d, loss_g = _expected()
     assert metrics["loss_d"].item() == pytest.approx(loss_d, rel=1e-6)
@@ -124,7 +124,7 @@ def test_keras_losses_on_a_hand_computed_case() -> None:
                 DataInfo("image", (4, 4, 1)))
     for v in model.weights:
         v.assign(np.zeros(v.shape, "float32"))
-    model.discriminator.get_layer("d_logit").bias.assign(np.array([B], "float32"))
+    model.d_net.get_layer("d_logit").bias.assign(np.array([B], "float32"))
     metrics = model.test_step(np.random.default_rng(0).random((5, 4, 4, 1), dtype=np.float32))
     loss_d, loss_g = _expected()
     assert float(metrics["loss_d"]) == pytest.approx(loss_d, rel=1e-6)

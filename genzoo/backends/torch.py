@@ -116,6 +116,9 @@ class TorchGenerator:
         return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
 
     def load_state(self, tensors: Mapping[str, np.ndarray]) -> None:
+        upgrade = getattr(self.module, "upgrade_state", None)  # names an older version saved
+        if upgrade is not None:
+            tensors = upgrade(tensors)
         expected = {k: tuple(v.shape) for k, v in self.module.state_dict().items()}
         check_state_matches(expected, tensors, f"{self.spec.name} ({self.spec.backend})")
         self.module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})

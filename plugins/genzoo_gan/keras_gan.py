@@ -48,7 +48,7 @@ def _generator(cfg: GANConfig, shape: tuple[int, ...]) -> keras.Model:
         z = layers.ReLU(name="g_act1")(z)  # (B, H/2, W/2, ch)
         out = layers.Conv2DTranspose(c, 4, strides=2, padding="same", activation="tanh",
                                      name="g_deconv1")(z)  # (B, H, W, C)
-    return keras.Model(inputs, out, name="generator")
+    return keras.Model(inputs, out, name="g_net")
 
 
 def _discriminator(cfg: GANConfig, shape: tuple[int, ...]) -> keras.Model:
@@ -67,7 +67,7 @@ def _discriminator(cfg: GANConfig, shape: tuple[int, ...]) -> keras.Model:
         x = layers.LeakyReLU(cfg.leak, name="d_act1")(x)
         x = layers.Flatten(name="d_flatten")(x)
     logits = layers.Dense(1, name="d_logit")(x)  # (B, 1)
-    return keras.Model(inputs, logits, name="discriminator")
+    return keras.Model(inputs, logits, name="d_net")
 
 
 def _stats(loss_d: Any, real_logits: Any, fake_logits: Any, loss_g: Any) -> dict[str, Any]:
@@ -89,20 +89,20 @@ class GAN(keras.Model):
         if config.arch == "dcgan" and (h % 4 or w % 4):
             raise ConfigError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
         self.config = config
-        self.generator = _generator(config, info.shape)
-        self.discriminator = _discriminator(config, info.shape)
+        self.g_net = _generator(config, info.shape)
+        self.d_net = _discriminator(config, info.shape)
         self.seed_generator = keras.random.SeedGenerator(name="gan_seeds")
 
     def call(self, x: Any, training: bool = False) -> Any:
         """D's logit that images ``x`` (NHWC in [0, 1]) are real."""
-        return self.discriminator(x * 2.0 - 1.0, training=training)
+        return self.d_net(x * 2.0 - 1.0, training=training)
 
     def noise(self, n: int, seed: Any) -> Any:
         return keras.random.normal((n, self.config.latent_dim), seed=seed)
 
     def render(self, z: Any) -> Any:
         """Images NHWC in [0, 1] from latent vectors."""
-        return (self.generator(z, training=False) + 1.0) / 2.0
+        return (self.g_net(z, training=False) + 1.0) / 2.0
 
     def sample(self, n: int, seed_generator: keras.random.SeedGenerator) -> Any:
         return self.render(self.noise(n, seed_generator))
@@ -115,20 +115,20 @@ class GAN(keras.Model):
     def compile(self, d_optimizer: Any, g_optimizer: Any, **kwargs: Any) -> None:
         super().compile(**kwargs)
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
-        d_optimizer.build(self.discriminator.trainable_variables)
-        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.d_net.trainable_variables)
+        g_optimizer.build(self.g_net.trainable_variables)
 
     def d_step(self, real: Any) -> tuple[Any, Any, Any]:
         """Update D on a real batch and a generated one; G's weights do not move."""
         fake = ops.stop_gradient(
-            self.generator(self.noise(ops.shape(real)[0], self.seed_generator), training=True))
+            self.g_net(self.noise(ops.shape(real)[0], self.seed_generator), training=True))
 
         def loss_fn() -> tuple[Any, Any]:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            real_logits = self.d_net(real, training=True)
+            fake_logits = self.d_net(fake, training=True)
             return discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
 
-        variables = self.discriminator.trainable_variables
+        variables = self.d_net.trainable_variables
         loss, (real_logits, fake_logits), grads = value_and_grad(loss_fn, variables)
         self.d_optimizer.apply(grads, variables)
         return loss, real_logits, fake_logits
@@ -138,10 +138,10 @@ class GAN(keras.Model):
         z = self.noise(n, self.seed_generator)
 
         def loss_fn() -> tuple[Any, Any]:
-            return generator_loss(self.discriminator(self.generator(z, training=True),
+            return generator_loss(self.d_net(self.g_net(z, training=True),
                                                      training=True)), None
 
-        variables = self.generator.trainable_variables
+        variables = self.g_net.trainable_variables
         loss, _, grads = value_and_grad(loss_fn, variables)
         self.g_optimizer.apply(grads, variables)
         return loss
@@ -156,8 +156,8 @@ class GAN(keras.Model):
     def test_step(self, data: Any) -> dict[str, Any]:
         x = data[0] if isinstance(data, tuple) else data
         real = x * 2.0 - 1.0
-        fake = self.generator(self.noise(ops.shape(real)[0], EVAL_SEED), training=False)
-        real_logits = self.discriminator(real, training=False)
-        fake_logits = self.discriminator(fake, training=False)
+        fake = self.g_net(self.noise(ops.shape(real)[0], EVAL_SEED), training=False)
+        real_logits = self.d_net(real, training=False)
+        fake_logits = self.d_net(fake, training=False)
         return _stats(discriminator_loss(real_logits, fake_logits), real_logits, fake_logits,
                       generator_loss(fake_logits))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -14,6 +15,8 @@ from genzoo.protocols import DataInfo
 from genzoo_gan.config import GANConfig
 
 EVAL_SEED = 1234  # evaluation noise is fixed, so validation numbers compare across steps
+# genzoo 0.x before the rename saved G and D as "generator.*" and "discriminator.*"
+LEGACY_PREFIXES = {"generator.": "g_net.", "discriminator.": "d_net."}
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -72,18 +75,27 @@ class GAN(nn.Module):
         self.config = config
         self.shape = h, w, c = info.shape
         if config.arch == "mlp":
-            self.generator = _mlp_generator(config, h * w * c)
-            self.discriminator = _mlp_discriminator(config, h * w * c)
+            self.g_net = _mlp_generator(config, h * w * c)
+            self.d_net = _mlp_discriminator(config, h * w * c)
         else:
             if h % 4 or w % 4:
                 raise ConfigError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
-            self.generator = _dcgan_generator(config, h, w, c)
-            self.discriminator = _dcgan_discriminator(config, h, w, c)
+            self.g_net = _dcgan_generator(config, h, w, c)
+            self.d_net = _dcgan_discriminator(config, h, w, c)
+
+    @staticmethod
+    def upgrade_state(tensors: Mapping[str, Any]) -> dict[str, Any]:
+        """Weights saved under the networks' old names load under the new ones."""
+        out = {}
+        for key, value in tensors.items():
+            old = next((p for p in LEGACY_PREFIXES if key.startswith(p)), None)
+            out[LEGACY_PREFIXES[old] + key[len(old):] if old else key] = value
+        return out
 
     # -- the two networks on NHWC tensors in [-1, 1] -------------------------------------
     def fake(self, z: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
         """``net`` replaces G's network: the trainer's data-parallel wrapper of it."""
-        out = (net or self.generator)(z)
+        out = (net or self.g_net)(z)
         if self.config.arch == "dcgan":
             return out.permute(0, 2, 3, 1)  # NCHW -> NHWC
         return out.reshape(-1, *self.shape)
@@ -91,7 +103,7 @@ class GAN(nn.Module):
     def discriminate(self, x: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
         if self.config.arch == "dcgan":
             x = x.permute(0, 3, 1, 2)
-        return (net or self.discriminator)(x).squeeze(1)  # (B,) logits
+        return (net or self.d_net)(x).squeeze(1)  # (B,) logits
 
     def noise(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
@@ -103,14 +115,14 @@ class GAN(nn.Module):
     # -- training --------------------------------------------------------------------------
     def configure_optimizers(self, make: Any) -> dict[str, torch.optim.Optimizer]:
         """One optimizer per network: a shared one would let each loss move both."""
-        return {"opt_d": make(self.discriminator.parameters()),
-                "opt_g": make(self.generator.parameters())}
+        return {"opt_d": make(self.d_net.parameters()),
+                "opt_g": make(self.g_net.parameters())}
 
     def d_step(self, real: torch.Tensor, trainer: Any) -> dict[str, torch.Tensor]:
         """Update D on a real batch and a generated one; G's weights do not move."""
         with torch.no_grad():
             fake = self.fake(self.noise(len(real)))
-        d_net = trainer.parallel(self.discriminator)  # DDP under torchrun
+        d_net = trainer.parallel(self.d_net)  # DDP under torchrun
         real_logits, fake_logits = self.discriminate(real, d_net), self.discriminate(fake, d_net)
         loss = discriminator_loss(real_logits, fake_logits)
         trainer.backward(loss, trainer.optimizers["opt_d"])
@@ -118,13 +130,13 @@ class GAN(nn.Module):
 
     def g_step(self, n: int, trainer: Any) -> torch.Tensor:
         """Update G with fresh noise through a frozen D."""
-        self.discriminator.requires_grad_(False)
+        self.d_net.requires_grad_(False)
         try:
-            g_net = trainer.parallel(self.generator)  # DDP under torchrun
+            g_net = trainer.parallel(self.g_net)  # DDP under torchrun
             loss = generator_loss(self.discriminate(self.fake(self.noise(n), g_net)))
             trainer.backward(loss, trainer.optimizers["opt_g"])
         finally:
-            self.discriminator.requires_grad_(True)
+            self.d_net.requires_grad_(True)
         return loss.detach()
 
     def train_step(self, x: torch.Tensor, trainer: Any) -> dict[str, torch.Tensor]:
