@@ -97,13 +97,23 @@ TOTAL = 2000  # the schedule's length when the preset counts epochs, not steps
 
 
 def _genzoo_runner(case: dict[str, Any]):
-    """genzoo's training loop (its per-step code: schedule, metrics, logging), run in
-    windows of a run as long as the preset's, so the learning rate is the real one."""
-    from genzoo.training import LoopHooks, _Loop
+    """genzoo's training loop (its per-step code: schedule, metrics, logging, the callbacks'
+    events with the progress reporter on), run in windows of a run as long as the
+    preset's, so the learning rate is the real one."""
+    import io
+
+    from genzoo.callbacks import ProgressCallback, TrainingContext
+    from genzoo.progress import PlainReporter
+    from genzoo.training import _Loop
 
     cfg, batches = case["cfg"], case["batches"]
-    loop = _Loop(case["trainer"], batches, cfg, cfg.steps or TOTAL, batches.steps_per_epoch,
-                 None, LoopHooks())
+    total = cfg.steps or TOTAL
+    context = TrainingContext(None, case["trainer"], None, None, cfg, None,  # type: ignore[arg-type]
+                              total, batches.steps_per_epoch)
+    progress = ProgressCallback(PlainReporter(io.StringIO()))  # as `genzoo train` reports
+    progress.on_train_start(context)
+    loop = _Loop(case["trainer"], batches, cfg, total, batches.steps_per_epoch, None,
+                 [progress], context)
 
     def run(start: int, steps: int) -> None:
         for step in range(start, start + steps):

@@ -9,10 +9,11 @@ importable from here too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from genzoo.callbacks import Callback
 from genzoo.rundir import RunDir
 from genzoo.errors import ConfigError
 from genzoo.planning import (Plan, build, data_info, default_out, finished_before_start,
@@ -45,7 +46,8 @@ def create(name: str, backend: str | None = None, preset: str | None = None, *,
 
 def train(name: str, backend: str | None = None, preset: str | None = None, *,
           data: str | None = None, out: str | Path | None = None, overwrite: bool = False,
-          reporter: Reporter | None = None, **overrides: Any) -> Run:
+          reporter: Reporter | None = None, callbacks: Sequence[Callback | str] = (),
+          **overrides: Any) -> Run:
     """Train a model and write its run directory.
 
     Args:
@@ -57,6 +59,9 @@ def train(name: str, backend: str | None = None, preset: str | None = None, *,
         overwrite: replace a run already in ``out``.
         reporter: progress output; default silent. ``genzoo.progress.PlainReporter()``
             prints log lines (in a notebook too), ``make_reporter()`` a bar on a terminal.
+        callbacks: ``genzoo.callbacks.Callback`` objects, or import paths of them
+            (``"package.module:Name"``, as ``--callback`` takes them; these are saved in
+            the run, and ``resume`` makes them again).
         **overrides: model or training config fields; ``None`` values are ignored.
             ``epochs`` alone replaces the preset's ``steps``, as ``--epochs`` does.
 
@@ -76,13 +81,15 @@ def train(name: str, backend: str | None = None, preset: str | None = None, *,
                                        else default_out(name, p.spec.backend))
     run_dir = RunDir(out)
     created = not run_dir.path.exists()
+    made, paths = _callbacks(callbacks)
     from genzoo.session import Session
 
     try:
         if distributed.world().is_main:
             run_dir.prepare(overwrite=overwrite)
         distributed.barrier()
-        return Session(p, run_dir, reporter or Reporter()).run()
+        return Session(p, run_dir, reporter or Reporter(), callbacks=made,
+                       callback_paths=paths).run()
     except BaseException:
         if distributed.world().is_main:  # failed before writing anything: leave no trace
             run_dir.remove_if_empty(folder=created)
@@ -92,12 +99,14 @@ def train(name: str, backend: str | None = None, preset: str | None = None, *,
 
 
 def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: bool = False,
-           **overrides: Any) -> Run:
+           callbacks: Sequence[Callback | str] | None = None, **overrides: Any) -> Run:
     """Continue a run from its latest checkpoint.
 
     Args:
         run: the run directory.
         reporter: progress output; default silent.
+        callbacks: as for ``train``; ``None`` makes again those the run was started with
+            by import path. A callback's saved state is restored when its key matches.
         allow_changes: accept overrides that change the saved config (they are saved);
             without it they are refused, naming the keys.
         **overrides: model or training config fields, e.g. ``steps=20000`` (with
@@ -115,15 +124,32 @@ def resume(run: str | Path, *, reporter: Reporter | None = None, allow_changes: 
     if moved and not allow_changes:
         raise ConfigError(f"{moved}; resuming there would not continue the run exactly. Set "
                           "KERAS_BACKEND back, or pass --allow-changes (allow_changes=True)")
+    if callbacks is None:
+        callbacks = [str(c) for c in run_dir.read_config().get("callbacks", [])]
+    made, paths = _callbacks(callbacks)
     distributed.init_from_env()
     from genzoo.session import Session
 
     if distributed.world().is_main:
         run_dir.lock.acquire()  # refuses a run another process is training
     try:
-        return Session(p, run_dir, reporter or Reporter(), resume=True).run()
+        return Session(p, run_dir, reporter or Reporter(), resume=True, callbacks=made,
+                       callback_paths=paths).run()
     finally:
         run_dir.lock.release()
+
+
+def _callbacks(given: Sequence[Callback | str]) -> tuple[list[Callback], tuple[str, ...]]:
+    """Callback objects, and the import paths among them (saved for ``resume``)."""
+    from genzoo.callbacks import callback_from_path
+
+    given = [given] if isinstance(given, (str, Callback)) else list(given)
+    made = [callback_from_path(c) if isinstance(c, str) else c for c in given]
+    bad = [c for c in made if not isinstance(c, Callback)]
+    if bad:
+        raise ConfigError(f"callbacks must be genzoo.callbacks.Callback objects or import "
+                          f"paths, not {type(bad[0]).__name__}")
+    return made, tuple(c.strip() for c in given if isinstance(c, str))
 
 
 def load(run: str | Path, *, device: str = "auto",

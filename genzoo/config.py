@@ -61,6 +61,8 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints; 0 disables them
     keep_checkpoints: int = 3  # how many periodic checkpoints to keep
     keep_best: bool = False  # save the weights of the best validation loss, not the last
+    ema_decay: float = 0.0  # keep a moving average of the weights (e.g. 0.999); 0 disables
+    accumulate: int = 1  # micro-batches per step: each of batch_size, one update per step
     seed: int = 0  # seeds weights, data order and sampling; 0 to 2**31 - 1
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on a bf16 GPU, else fp32
@@ -87,6 +89,8 @@ class TrainConfig:
                      "eval_batches", "checkpoint_every", "seed"):
             require(getattr(self, name) >= 0, name, "must not be negative")
         require(self.seed <= MAX_SEED, "seed", f"must be at most {MAX_SEED}")
+        require(0 <= self.ema_decay < 1, "ema_decay", "must lie in [0, 1)")
+        require(1 <= self.accumulate <= 1024, "accumulate", "must lie in [1, 1024]")
         require(self.keep_checkpoints >= 1, "keep_checkpoints", "must be at least 1")
         check_device(self.device)
 

@@ -44,6 +44,22 @@ class DataInfo:
         return cls(data["kind"], tuple(data.get("shape", ())), data.get("vocab", ""))
 
 
+class WeightAverage(Protocol):
+    """A moving average of a model's floating-point weights, kept by its backend."""
+
+    def update(self, decay: float) -> None:
+        """``average += (1 - decay) * (weights - average)``, for every weight."""
+        ...
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The average, named like ``Generator.state()`` (its floating-point entries)."""
+        ...
+
+    def load_state(self, tensors: Mapping[str, np.ndarray]) -> None:
+        """Restore what ``state()`` returned."""
+        ...
+
+
 @runtime_checkable
 class Generator(Protocol):
     """A trained or trainable generative model, seen from the core."""
@@ -66,6 +82,11 @@ class Generator(Protocol):
 
     def num_parameters(self) -> int:
         """The number of trainable parameters."""
+        ...
+
+    def average_weights(self) -> WeightAverage:
+        """A moving average of the weights, on the model's device, starting from them
+        (what ``ema_decay`` keeps; see ``genzoo.ema``)."""
         ...
 
     def prepare_eval(self, x: np.ndarray) -> np.ndarray:

@@ -7,27 +7,29 @@ framework is imported, so bad input fails in a second, not after TensorFlow load
 from __future__ import annotations
 
 import time
-import warnings
 from functools import lru_cache
 from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from genzoo.version import __version__
-from genzoo.planning import Plan, finished_error
-from genzoo.runs import Run, check_origin, weights_metadata
+from genzoo.planning import Plan
+from genzoo.runs import Run, weights_metadata
 from genzoo.stopping import StopRequests
-from genzoo.checkpoint import (WEIGHTS, atomic_write_bytes, checkpoint_step,
-                               complete_checkpoints, load_tensors, read_checkpoint,
-                               remove_path, remove_unfinished_checkpoints, save_tensors,
+from genzoo.checkpoint import (WEIGHTS, atomic_write_bytes, load_tensors, save_tensors,
                                write_checkpoint)
 from genzoo.rundir import RunDir
+from genzoo.resuming import Resuming
 from genzoo.distributed import Sharded, world
-from genzoo.errors import CheckpointError, DataError, Terminated, one_line
+from genzoo.errors import DataError, Terminated, one_line
+from genzoo.callbacks import (Callback, ProgressCallback, TrainingContext, restore_state,
+                              split_state)
+from genzoo.ema import EMA, PREFIX as EMA_PREFIX, averaged, with_average
 from genzoo.progress import Reporter
 from genzoo.protocols import History
-from genzoo.training import Diverged, Interrupted, LoopHooks, evaluate, fit
+from genzoo.training import Diverged, Interrupted, evaluate, fit
 
 SAMPLE_COUNT = 64  # images in samples.png
 TEXT_SAMPLE_CHARS = 500  # characters in samples.txt, unless the model config says
@@ -35,11 +37,16 @@ TEXT_SAMPLE_CHARS = 500  # characters in samples.txt, unless the model config sa
 BEST = "best.safetensors"
 
 
-class Session:
+class Session(Resuming):
     """Loads data, builds the model and trainer, runs the loop, writes the artifacts."""
 
-    def __init__(self, plan: Plan, run_dir: RunDir, reporter: Reporter, resume: bool = False):
+    def __init__(self, plan: Plan, run_dir: RunDir, reporter: Reporter, resume: bool = False,
+                 callbacks: list[Callback] | None = None,
+                 callback_paths: tuple[str, ...] = ()):
         self.plan = plan
+        self.user_callbacks = list(callbacks or [])
+        self.callback_paths = callback_paths  # --callback: saved, so --resume remakes them
+        self.saved_callbacks: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
         self.run_dir = run_dir
         self.reporter = reporter
         self.resume = resume
@@ -96,23 +103,27 @@ class Session:
             self.run_dir.replace()  # --overwrite: the old run goes only now that this one can start
             self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": data.info.to_json(),
                                                     "genzoo": __version__,
-                                                    "world_size": world().size})
+                                                    "world_size": world().size,
+                                                    "callbacks": list(self.callback_paths)})
             self._write_meta("running", start, self.earlier, {})
         self.started, self.step = time.perf_counter(), start  # a failure now is recorded
         if main and self.resume:
             self._log_resume(start, found, before)
         val_batches, test_batches = self._eval_sources(data, text_val)
-        hooks = LoopHooks(log=self._log if main else lambda record: None,
-                          checkpoint=self._checkpoint if main else None,
-                          on_eval=self._on_eval,
-                          should_stop=lambda done: self.stops.should_stop(done, cfg.log_every),
-                          reporter=self.reporter)
+        context = TrainingContext(generator, trainer, p.spec, p.model_config, cfg,
+                                  self.run_dir.path if main else None, total, spe,
+                                  is_main=main,
+                                  description=f"{p.spec.name} ({p.spec.backend}) on {p.data}")
+        self.callbacks = self._callbacks(main)
+        restore_state(self.callbacks, *self.saved_callbacks)
         try:
             with self.stops.while_training(self.reporter):
                 history = fit(trainer, batches, cfg, total_steps=total, steps_per_epoch=spe,
-                              eval_batches=val_batches if main else None, hooks=hooks,
-                              start_step=start, elapsed=self.earlier,
-                              description=f"{p.spec.name} ({p.spec.backend}) on {p.data}")
+                              eval_batches=val_batches if main else None,
+                              callbacks=self.callbacks, context=context,
+                              checkpoint=self._checkpoint if main else None,
+                              should_stop=lambda done: self.stops.should_stop(done, cfg.log_every),
+                              start_step=start, elapsed=self.earlier)
         except Interrupted as exc:
             if not main:
                 raise
@@ -134,11 +145,15 @@ class Session:
             events = self.run_dir.events()
             history = History(train=[e for e in events if e.get("event") == "train"],
                               eval=[e for e in events if e.get("event") == "eval"])
-        if total > start:
-            self._checkpoint(total)
+        end = context.step  # total, or where a callback stopped the run
+        if end > start:
+            self._checkpoint(end)
         try:
             with self.stops.while_finishing():
-                metrics = self._finish(total, history, test_batches)
+                metrics = self._finish(end, history, test_batches)
+                if context.stop_reason is not None:
+                    metrics["stopped_early"] = {"step": end, "reason": context.stop_reason}
+                    self.reporter.message(f"stopped at step {end}: {context.stop_reason}")
         except KeyboardInterrupt as exc:  # training is done and checkpointed: say how to finish
             self._write_meta("interrupted", total, wall, {})
             raise Interrupted(total, (
@@ -146,19 +161,26 @@ class Session:
                 f"are trained and checkpointed. Finish with: genzoo train {p.spec.name} "
                 f"--resume {self.run_dir.path}"),
                 exit_code=143 if isinstance(exc, Terminated) else 130) from None
-        self._write_meta("complete", total, wall, metrics)
+        self._write_meta("complete", end, wall, metrics)
         return Run(self.run_dir.path, generator, history, metrics)
 
     def _finish(self, total: int, history: History, test_batches: Any) -> dict[str, Any]:
         """After the last step: the kept weights, the test pass, the final files."""
         generator, cfg = self.generator, self.plan.train_config
+        ema = self._ema()
+        average = ema.weights() if ema is not None else {}
         if cfg.keep_best and (self.run_dir.path / BEST).is_file():
-            generator.load_state(load_tensors(self.run_dir.path / BEST))
+            kept = load_tensors(self.run_dir.path / BEST)
+            average = {k[len(EMA_PREFIX):]: v for k, v in kept.items() if k.startswith(EMA_PREFIX)}
+            generator.load_state({k: v for k, v in kept.items() if not k.startswith(EMA_PREFIX)})
+        raw = generator.state()
+        if average:  # the test pass and the samples use the average, as genzoo.load does
+            generator.load_state(averaged(raw, average))
         test = evaluate(self.trainer, test_batches())
         self.run_dir.log({"event": "test", "step": total,
                           **{f"test_{k}": v for k, v in test.items()}})
         self.run_dir.remove_derived()  # evaluations and samples of older weights
-        save_tensors(self.run_dir.path / WEIGHTS, generator.state(),
+        save_tensors(self.run_dir.path / WEIGHTS, with_average(raw, average),
                      weights_metadata(self.plan.spec))
         self._write_samples()
         metrics = {"train": _strip(history.last("train")), "val": _strip(history.last("eval")),
@@ -172,12 +194,13 @@ class Session:
         from genzoo.data import TextBatches
 
         cfg = self.plan.train_config
+        size = cfg.batch_size * cfg.accumulate  # a step's micro-batches, drawn as one batch
         if data.kind != "text":
-            return data.train_batches(cfg.batch_size, cfg.seed), None
+            return data.train_batches(size, cfg.seed), None
         block = self.plan.model_config.block_size
         val = TextBatches(data.val, cfg.batch_size, block, cfg.seed,
                           f"the validation split of '{data.name}'", stream=1)
-        return data.train_batches(cfg.batch_size, cfg.seed, block_size=block), val
+        return data.train_batches(size, cfg.seed, block_size=block), val
 
     def _eval_sources(self, data: Any, text_val: Any) -> tuple[Any, Any]:
         """Validation batches (during training) and test batches (at the end).
@@ -200,12 +223,31 @@ class Session:
         return ((lambda step: fixed_batches(val, cfg.batch_size, cfg.eval_batches)),
                 (lambda: fixed_batches(self.generator.prepare_eval(data.test), cfg.batch_size)))
 
-    def _on_eval(self, step: int, metrics: dict[str, float]) -> None:
+    def _callbacks(self, main: bool) -> list[Callback]:
+        """The run's callbacks, in the order they hear each event: the moving average
+        first (so the others see it updated), the family's, the user's, then the run's
+        own files and the progress reporter."""
+        from genzoo.callbacks import callback_from_path
+
+        cfg = self.plan.train_config
+        found: list[Callback] = [EMA(cfg.ema_decay)] if cfg.ema_decay > 0 else []
+        found += [callback_from_path(path) for path in self.plan.spec.callbacks]
+        found += self.user_callbacks
+        if main:
+            found.append(_RunFiles(self))
+        return [*found, ProgressCallback(self.reporter)]
+
+    def _ema(self) -> EMA | None:
+        return next((cb for cb in getattr(self, "callbacks", []) if isinstance(cb, EMA)), None)
+
+    def _on_eval(self, step: int, metrics: Mapping[str, float]) -> None:
         """Keep the best validation weights (``keep_best``) in ``best.safetensors``."""
         if not self.plan.train_config.keep_best or "loss" not in metrics:
             return
         if self.best is None or metrics["loss"] < self.best["val_loss"]:
-            save_tensors(self.run_dir.path / BEST, self.generator.state(),
+            ema = self._ema()
+            save_tensors(self.run_dir.path / BEST,
+                         with_average(self.generator.state(), ema.weights() if ema else {}),
                          weights_metadata(self.plan.spec))
             self.best = {"step": step, "val_loss": metrics["loss"]}
 
@@ -214,100 +256,21 @@ class Session:
         """Seconds of training so far, over every process that trained this run."""
         return self.earlier + (time.perf_counter() - self.started if self.started else 0.0)
 
-    def _checkpoint(self, step: int) -> None:
+    def _checkpoint(self, step: int) -> Path:
         tensors, values = self.trainer.state()
-        write_checkpoint(
-            self.run_dir.checkpoints, step, self.generator.state(), tensors,
+        kept, kept_values = split_state(getattr(self, "callbacks", []))
+        return write_checkpoint(
+            self.run_dir.checkpoints, step, self.generator.state(), {**tensors, **kept},
             {"model": self.plan.spec.name, "backend": self.plan.spec.backend,
              "config": self.plan.to_json(), "epoch": step / self.spe, "trainer": values,
-             "best": self.best, "elapsed_s": round(self._elapsed(), 3)},
+             "callbacks": kept_values, "best": self.best,
+             "elapsed_s": round(self._elapsed(), 3)},
             keep=self.plan.train_config.keep_checkpoints,
         )
-
-    def _check_same_data(self, data: Any) -> None:
-        """A resumed run must see the data it was trained on: the same vocabulary or image
-        shape (the weights' meaning depends on it); changed contents are a warning."""
-        saved = self.run_dir.read_config()["data_info"]
-        if data.info.to_json() != saved:
-            what = "vocabulary" if data.kind == "text" else "image shape"
-            raise DataError(f"the {what} of '{data.name}' differs from the one "
-                            f"{self.run_dir.path} was trained on; it cannot be resumed on it")
-        meta = self.run_dir.meta()
-        recorded = meta.get("data", {}).get("sha256") if meta else None
-        if recorded and recorded != data.checksum and world().is_main:
-            warnings.warn(f"'{data.name}' has changed since {self.run_dir.path} was trained "
-                          "(its sha256 differs); resuming on the new contents", stacklevel=2)
 
     def _log(self, record: dict[str, Any]) -> None:
         self.step = record.get("step", self.step)
         self.run_dir.log(record)
-
-    def _restore(self, total: int) -> tuple[int, Path | None]:
-        """Load the newest checkpoint that verifies; a corrupt one is skipped, with a warning.
-        A run killed before its first checkpoint starts from step 0 (``None``).
-
-        A run that has already trained its ``total`` steps is refused, untouched.
-        """
-        main = world().is_main
-        if main:
-            self.run_dir.check_layout()
-            remove_unfinished_checkpoints(self.run_dir.checkpoints)
-            self.run_dir.remove_temporaries()
-        candidates = complete_checkpoints(self.run_dir.checkpoints)
-        meta = self.run_dir.meta() or {}
-        newest = checkpoint_step(candidates[0]) if candidates else 0
-        if meta.get("status") == "complete" and newest >= total:  # even if it is corrupt
-            raise finished_error(self.run_dir.path, newest, total)
-        if not candidates:
-            if (meta.get("status") in (None, "running", "killed")
-                    and not (self.run_dir.path / WEIGHTS).exists()):
-                return 0, None  # killed before its first checkpoint: train it from the start
-            raise CheckpointError(f"{self.run_dir.path} has no checkpoint to resume from")
-        for i, found in enumerate(candidates):
-            try:
-                weights, trainer_tensors, state = read_checkpoint(found)
-                check_origin({"genzoo.model": str(state.get("model", "")),
-                              "genzoo.backend": str(state.get("backend", ""))},
-                             self.plan.spec, found)
-                self.generator.load_state(weights)
-                try:  # state.json has no checksum of its own: a hand-edited one may not fit
-                    self.trainer.load_state(trainer_tensors, state.get("trainer", {}))
-                except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-                    raise CheckpointError(f"{found / 'state.json'} is damaged: its trainer "
-                                          f"state does not fit ({one_line(exc)[:200]})") from None
-                break
-            except CheckpointError as exc:
-                if i + 1 == len(candidates):
-                    raise
-                if main:  # set it aside, so neither `latest` nor pruning keeps it
-                    aside = found.with_name(f"corrupt-{found.name}")
-                    remove_path(aside)
-                    found.rename(aside)
-                    warnings.warn(f"{exc}; it is kept as {aside.name}, and the run resumes "
-                                  f"from the older {candidates[i + 1].name}", stacklevel=2)
-        step = int(state["step"])
-        if step > total:
-            raise finished_error(self.run_dir.path, step, total)
-        self.best = state.get("best")
-        self.earlier = float(state.get("elapsed_s", 0.0))  # older checkpoints lack it
-        return step, found
-
-    def _log_resume(self, step: int, found: Path | None, before: str | None) -> None:
-        """Record the resume in metrics.jsonl: once config.json and meta.json are written,
-        so that a resume failing before then leaves the records as they were. A run
-        killed before its first checkpoint (``found`` is None) starts its log again."""
-        self.run_dir.truncate_log(step if found is not None else -1)
-        precision = getattr(self.trainer, "precision", None)
-        self.run_dir.log({"event": "resume", "step": step,
-                          "checkpoint": found.name if found is not None else None,
-                          **({"precision": precision} if precision else {})})
-        self.reporter.message(f"resuming from {found}" if found is not None else
-                              "no checkpoint was written before the run was killed; "
-                              "training it from step 0")
-        if before and precision and before != precision:  # precision=auto, another device
-            warnings.warn(f"{self.run_dir.path} trained in {before} so far and continues "
-                          f"in {precision} on this device; to keep {before}, resume with "
-                          f"--set precision={before} --allow-changes", stacklevel=2)
 
     def _write_samples(self) -> None:
         seed = self.plan.train_config.seed
@@ -348,6 +311,21 @@ class Session:
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "metrics": metrics,
         })
+
+
+class _RunFiles(Callback):
+    """The run's own records: ``metrics.jsonl``, and ``best.safetensors`` (rank 0)."""
+
+    key = "run_files"
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def on_log(self, run: TrainingContext, record: Mapping[str, Any]) -> None:
+        self.session._log(dict(record))
+
+    def on_eval(self, run: TrainingContext, step: int, metrics: Mapping[str, float]) -> None:
+        self.session._on_eval(step, metrics)
 
 
 def _strip(record: dict[str, Any]) -> dict[str, Any]:

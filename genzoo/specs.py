@@ -89,6 +89,8 @@ class ModelSpec:
         evaluator: optional import path of ``evaluate(generator, data, **options) ->
             (metrics, protocol)``, the family's own metrics for ``genzoo eval`` (the
             VAE's likelihoods); image and text metrics are added by genzoo itself.
+        callbacks: import paths of callbacks the family always trains with
+            (``"package.module:Name"``, as ``--callback`` takes them).
         plugin: the plugin that registered the spec (filled in by genzoo).
     """
 
@@ -103,6 +105,7 @@ class ModelSpec:
     summary: str
     monitor: str = "loss"
     evaluator: str = ""
+    callbacks: tuple[str, ...] = ()
     plugin: str = ""
 
     def __post_init__(self) -> None:

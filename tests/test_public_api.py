@@ -19,7 +19,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 # document a new name; a name removed from the code fails here.
 PUBLIC = [
     "genzoo.Generator", "genzoo.GenzooError", "genzoo.History", "genzoo.Run",
-    "genzoo.TextGenerator", "genzoo.__version__", "genzoo.api.Run", "genzoo.api.compare",
+    "genzoo.TextGenerator", "genzoo.__version__", "genzoo.callbacks.Callback",
+    "genzoo.callbacks.EarlyStopping", "genzoo.callbacks.ProgressCallback",
+    "genzoo.callbacks.TrainingContext", "genzoo.ema.EMA", "genzoo.tensorboard.TensorBoard", "genzoo.api.Run", "genzoo.api.compare",
     "genzoo.api.create", "genzoo.api.evaluate", "genzoo.api.load", "genzoo.api.resume",
     "genzoo.api.train", "genzoo.backends.keras.graph_function",
     "genzoo.backends.keras.value_and_grad", "genzoo.compare",

@@ -70,15 +70,21 @@ def _weights(run: Path) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize(("backend", "kill_steps"), [("torch", (60, 260)),
                                                       ("keras", (90, 260))])
-def test_sigkill_then_resume_is_bitwise_identical(backend, kill_steps, tmp_path) -> None:
+def test_sigkill_then_resume_is_bitwise_identical(backend, kill_steps, tmp_path,
+                                                  monkeypatch) -> None:
+    """With EMA weights and a callback with state on: both are checkpointed, and the
+    resumed run (which makes the callback again from config.json) ends identical."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # callback_probe
+    extra = ["--set", "ema_decay=0.99", "--callback", "callback_probe:Count"]
     reference = tmp_path / "reference"
-    done = run_genzoo("train", "vae", "--backend", backend, *RUN_ARGS, "--out", str(reference))
+    done = run_genzoo("train", "vae", "--backend", backend, *RUN_ARGS, *extra,
+                      "--out", str(reference))
     assert done.returncode == 0, done.stderr
 
     run = tmp_path / "killed"
     report = []
     for target in kill_steps:
-        proc = _start(run, backend)
+        proc = _start(run, backend, *([] if (run / "config.json").exists() else extra))
         killed_at = _kill_at(proc, run, target)
         assert proc.returncode == -signal.SIGKILL
         assert RunDir(run).status() == "killed"  # meta.json still says "running"
@@ -89,8 +95,11 @@ def test_sigkill_then_resume_is_bitwise_identical(backend, kill_steps, tmp_path)
     final = run_genzoo("train", "vae", "--backend", backend, "--resume", str(run))
     assert final.returncode == 0, final.stderr
     ref, got = _weights(reference), _weights(run)
-    assert ref.keys() == got.keys()
+    assert ref.keys() == got.keys() and any(k.startswith("ema.") for k in ref)
     assert all(np.array_equal(ref[k], got[k]) for k in ref), report
+    counts = json.loads((run / "counts.json").read_text())
+    assert counts == json.loads((reference / "counts.json").read_text())
+    assert counts["step"] == 400 and counts["eval"] == 4
     events = [json.loads(line) for line in (run / "metrics.jsonl").open()]
     assert [e["step"] for e in events if e["event"] == "resume"] == [r for _, r in report]
     print(f"\n{backend}: kills at logged steps / resumed from: {report}")

@@ -36,6 +36,7 @@ from genzoo.backends.common import (valid_interpolate_args, valid_sample_args, c
 from genzoo.backends.text import TextSampling
 from genzoo.config import TrainConfig, check_device
 from genzoo.distributed import all_average, average_gradients, world
+from genzoo.backends.torch_state import load_trainer_state, trainer_state
 from genzoo.errors import ConfigError, PluginError
 from genzoo.protocols import DataInfo
 from genzoo.registry import ModelSpec, import_object
@@ -113,7 +114,8 @@ class TorchGenerator:
             self.module.train(was_training)
 
     def state(self) -> dict[str, np.ndarray]:
-        return {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
+        # copies: on the CPU .numpy() would share memory with the live weights
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.module.state_dict().items()}
 
     def load_state(self, tensors: Mapping[str, np.ndarray]) -> None:
         upgrade = getattr(self.module, "upgrade_state", None)  # names an older version saved
@@ -122,6 +124,12 @@ class TorchGenerator:
         expected = {k: tuple(v.shape) for k, v in self.module.state_dict().items()}
         check_state_matches(expected, tensors, f"{self.spec.name} ({self.spec.backend})")
         self.module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
+
+    def average_weights(self) -> Any:
+        """A moving average of the weights (``genzoo.ema``), starting from them."""
+        from genzoo.backends.torch_ema import TorchAverage
+
+        return TorchAverage(self.module)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.module.parameters() if p.requires_grad)
@@ -219,6 +227,9 @@ class TorchTrainer:
             loss = self.parallel(_Loss(self.module))
         self._loss: Callable[..., Any] | None = (torch.compile(loss) if cfg.compile and loss is not None
                                                    else loss)
+        if cfg.accumulate > 1 and self._custom_step is not None:
+            raise ConfigError(f"accumulate={cfg.accumulate} needs a model trained through its "
+                              f"loss; '{generator.spec.name}' has its own train_step")
         if cfg.compile and self._custom_step is not None:
             warnings.warn(f"compile=True compiles a model's loss; '{generator.spec.name}' trains "
                           "through its own train_step, which runs eagerly", UserWarning,
@@ -275,6 +286,10 @@ class TorchTrainer:
         """
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self._step(optimizer)
+
+    def _step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Average the gradients over ranks, clip, step."""
         params = [p for group in optimizer.param_groups for p in group["params"]]
         # DDP averaged its parameters' gradients during backward; average the rest (a
         # no-op in a single process).
@@ -289,6 +304,8 @@ class TorchTrainer:
         if self._custom_step is not None:
             with self.autocast():
                 metrics = self._custom_step(x, self)
+        elif self.cfg.accumulate > 1:
+            metrics = self._accumulated_step(x)
         else:
             assert self._loss is not None  # checked in __init__
             with self.autocast():
@@ -298,6 +315,26 @@ class TorchTrainer:
         if world().enabled:
             self._average_buffers()
         return {k: v.detach() for k, v in metrics.items()}
+
+    def _accumulated_step(self, x: torch.Tensor) -> dict[str, Any]:
+        """``accumulate`` micro-batches, one update: each loss (a mean over its
+        micro-batch) is backpropagated divided by their number, so the summed gradient is
+        the whole batch's; DDP averages over ranks only on the last one."""
+        assert self._loss is not None
+        k, opt = self.cfg.accumulate, self.optimizers["opt"]
+        opt.zero_grad(set_to_none=True)
+        totals: dict[str, torch.Tensor] = {}
+        for i, chunk in enumerate(x.chunk(k)):
+            last = i == k - 1
+            sync = getattr(self._loss, "no_sync", None) if not last else None
+            with sync() if sync is not None else nullcontext(), self.autocast():
+                loss, parts = self._loss(chunk)
+                (loss / k).backward()
+            for name, value in {"loss": loss, **parts}.items():
+                value = value.detach() / k
+                totals[name] = totals[name] + value if name in totals else value
+        self._step(opt)
+        return totals
 
     def _average_buffers(self) -> None:
         """Running statistics (batch norm's) averaged over ranks after each step, so every
@@ -341,39 +378,10 @@ class TorchTrainer:
 
     # -- checkpoint state ------------------------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        tensors: dict[str, np.ndarray] = {"rng.torch": torch.get_rng_state().numpy()}
-        if self.generator.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.generator.device).numpy()
-        values: dict[str, Any] = {}
-        for name, opt in self.optimizers.items():
-            sd = opt.state_dict()
-            scalars = {}
-            for idx, slots in sd["state"].items():
-                for key, value in slots.items():
-                    if torch.is_tensor(value):
-                        tensors[f"{name}.{idx}.{key}"] = value.detach().cpu().numpy()
-                    else:
-                        scalars[f"{idx}.{key}"] = value
-            values[name] = {"param_groups": sd["param_groups"], "scalars": scalars}
-        return tensors, values
+        return trainer_state(self.optimizers, self.generator.device)
 
     def load_state(self, tensors: Mapping[str, np.ndarray], values: Mapping[str, Any]) -> None:
-        torch.set_rng_state(torch.from_numpy(np.array(tensors["rng.torch"])))
-        if "rng.cuda" in tensors and self.generator.device.type == "cuda":
-            torch.cuda.set_rng_state(torch.from_numpy(np.array(tensors["rng.cuda"])),
-                                     self.generator.device)
-        for name, opt in self.optimizers.items():
-            saved = values[name]
-            state: dict[int, dict[str, Any]] = {}
-            prefix = f"{name}."
-            for key, array in tensors.items():
-                if key.startswith(prefix):
-                    idx, slot = key[len(prefix):].split(".", 1)
-                    state.setdefault(int(idx), {})[slot] = torch.from_numpy(np.array(array))
-            for key, value in saved["scalars"].items():
-                idx, slot = key.split(".", 1)
-                state.setdefault(int(idx), {})[slot] = value
-            opt.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+        load_trainer_state(self.optimizers, self.generator.device, tensors, values)
 
 
 def make_trainer(generator: TorchGenerator, cfg: TrainConfig) -> TorchTrainer:

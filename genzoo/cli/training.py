@@ -47,12 +47,20 @@ from genzoo.errors import GenzooError
               help="With --resume: accept a config that differs from the saved one.")
 @click.option("--nproc", type=click.IntRange(min=1), default=None,
               help="Train data-parallel in N processes (launches torchrun for you).")
+@click.option("--callback", "callbacks", multiple=True, metavar="MODULE:NAME",
+              help="A genzoo.callbacks.Callback to train with, as module:Name or "
+                   "module:Name(key=value, ...); repeatable. A resumed run keeps its own "
+                   "unless given new ones.")
+@click.option("--log", "loggers", multiple=True, type=click.Choice(["tensorboard"]),
+              help="Also log to TensorBoard, under RUN/tensorboard (needs the "
+                   "'tensorboard' extra).")
 def train(model: str, backend: str | None, preset: str | None, data: str | None, epochs: int | None,
           steps: int | None, batch_size: int | None, lr: float | None, seed: int | None,
           device: str | None, compile_: bool | None, precision: str | None,
           checkpoint_every: int | None, out: str | None,
           assignments: tuple[str, ...], resume: Path | None, overwrite: bool,
-          allow_changes: bool, nproc: int | None) -> None:
+          allow_changes: bool, nproc: int | None, callbacks: tuple[str, ...],
+          loggers: tuple[str, ...]) -> None:
     """Train MODEL and write a run directory.
 
     Examples:
@@ -61,6 +69,8 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
         genzoo train vae
         genzoo train vae --backend keras --data mnist --epochs 10
         genzoo train vae --preset conv --set latent_dim=16 --out runs/conv16
+        genzoo train gan --set ema_decay=0.999 --log tensorboard
+        genzoo train vae --callback "genzoo.callbacks:EarlyStopping(patience=2)"
     """
     import genzoo.api as api
     from genzoo.config import parse_assignments
@@ -103,12 +113,14 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
         check_launch(planned, nproc, resume=resume, out=out_path, overwrite=overwrite)
         return launch(nproc, None if resume is not None else
                       out_path or api.default_out(model, planned.spec.backend))
+    chosen = [*callbacks, *(LOGGERS[name] for name in loggers)]
     reporter = make_reporter()
     if resume is not None:
-        run = api.resume(resume, reporter=reporter, allow_changes=allow_changes, **overrides)
+        run = api.resume(resume, reporter=reporter, allow_changes=allow_changes,
+                         callbacks=chosen or None, **overrides)
     else:
         run = api.train(model, backend, preset, data=data, out=out_path, overwrite=overwrite,
-                        reporter=reporter, **overrides)
+                        reporter=reporter, callbacks=chosen, **overrides)
     from genzoo import distributed
 
     if distributed.world().is_main:
@@ -116,6 +128,9 @@ def train(model: str, backend: str | None, preset: str | None, data: str | None,
         click.echo(f"run: {run.path}")
         click.echo(f"test: {'  '.join(f'{k} {v:.4g}' for k, v in test.items())}")
     distributed.shutdown()
+
+
+LOGGERS = {"tensorboard": "genzoo.tensorboard:TensorBoard"}  # --log NAME: its callback
 
 
 def _saved_model(run: Path) -> tuple[str, str]:

@@ -61,7 +61,7 @@ class KerasGenerator:
         return _variable_map(self.model.weights, f"{self.spec.name} ({self.spec.backend})")
 
     def state(self) -> dict[str, np.ndarray]:
-        return {k: keras.ops.convert_to_numpy(v) for k, v in self._weights().items()}
+        return {k: np.array(keras.ops.convert_to_numpy(v)) for k, v in self._weights().items()}
 
     def load_state(self, tensors: Mapping[str, np.ndarray]) -> None:
         weights = self._weights()
@@ -69,6 +69,12 @@ class KerasGenerator:
                             f"{self.spec.name} ({self.spec.backend})", keras_names=True)
         for name, variable in weights.items():
             variable.assign(np.asarray(tensors[name]))
+
+    def average_weights(self) -> Any:
+        """A moving average of the weights (``genzoo.ema``), starting from them."""
+        from genzoo.backends.keras.ema import KerasAverage
+
+        return KerasAverage(self._weights())
 
     def num_parameters(self) -> int:
         return int(sum(np.prod(v.shape) for v in self.model.trainable_weights))

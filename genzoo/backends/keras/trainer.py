@@ -22,9 +22,12 @@ from genzoo.errors import ConfigError
 
 
 def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
-    """Adam or AdamW matching the torch trainer's settings."""
+    """Adam or AdamW matching the torch trainer's settings; with ``accumulate``, Keras's
+    own accumulation (one update of the mean gradient every ``accumulate`` calls)."""
     kwargs: dict[str, Any] = {"learning_rate": cfg.lr, "beta_1": cfg.beta1,
                               "beta_2": cfg.beta2, "epsilon": 1e-8}
+    if cfg.accumulate > 1:
+        kwargs["gradient_accumulation_steps"] = cfg.accumulate
     if cfg.grad_clip > 0:
         kwargs["global_clipnorm"] = cfg.grad_clip
     if cfg.optimizer == "adamw":
@@ -65,6 +68,9 @@ class KerasTrainer:
     def _compile(self, cfg: TrainConfig) -> None:
         """Compile the model with its optimizers (under the strategy's scope)."""
         configure = getattr(self.model, "configure_optimizers", None)
+        if configure is not None and cfg.accumulate > 1:
+            raise ConfigError(f"accumulate={cfg.accumulate} needs a model trained through its "
+                              f"loss; '{self.generator.spec.name}' has its own train_step")
         if configure is not None:  # the model's compile builds each on its own variables
             self.optimizers = dict(configure(lambda: make_optimizer(cfg)))
         else:
@@ -78,6 +84,16 @@ class KerasTrainer:
             self.optimizers["optimizer"].build(self.model.trainable_variables)
 
     def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
+        k = self.cfg.accumulate
+        if k == 1:
+            return self._call(batch)
+        totals: dict[str, Any] = {}
+        for chunk in np.split(np.asarray(batch), k):  # the optimizer steps on the last
+            for name, value in self._call(chunk).items():
+                totals[name] = totals[name] + value / k if name in totals else value / k
+        return totals
+
+    def _call(self, batch: np.ndarray) -> Mapping[str, Any]:
         if self.replicas == 1:
             if not self._stepped:  # the first step builds what the model still lacks
                 self._stepped = True
