@@ -9,7 +9,7 @@ importable from here too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +152,8 @@ def _callbacks(given: Sequence[Callback | str]) -> tuple[list[Callback], tuple[s
     return made, tuple(c.strip() for c in given if isinstance(c, str))
 
 
-def load(run: str | Path, *, device: str = "auto",
-         checkpoint: str | int | None = None) -> Generator:
+def load(run: str | Path, *, device: str = "auto", checkpoint: str | int | None = None,
+         settings: Mapping[str, Any] | None = None, weights: str = "auto") -> Generator:
     """Reload a trained model from a run directory (no dataset needed).
 
     Image models sample with ``sample(n, seed=...)`` (float32 NHWC in [0, 1]) and, when
@@ -166,17 +166,34 @@ def load(run: str | Path, *, device: str = "auto",
         device: where to put a torch model.
         checkpoint: instead of the final ``model.safetensors``, a periodic checkpoint:
             ``"latest"``, a step (``1000``) or a checkpoint's name (``"step-00001000"``).
+        settings: sampling settings to change, ``{field: value}``: only the fields the
+            model's config lists in ``SAMPLING`` (the Transformer's ``temperature``,
+            ``top_k`` and ``sample_chars``), as ``genzoo sample --set`` takes them. The
+            model's ``config`` holds them, and a text model's ``generate`` and ``stream``
+            default to its config's ``temperature`` and ``top_k`` (``top_k=0``: none).
+        weights: ``"auto"`` loads the moving average of the weights when the run kept
+            one (``ema_decay``), else the trained weights; ``"ema"`` the average (an error
+            when there is none); ``"raw"`` the trained weights.
+
+    Raises:
+        ConfigError: a setting that is not a sampling field (naming those that are), or
+            a bad value.
+        CheckpointError: ``weights="ema"`` for a run without a moving average.
 
     Examples:
         >>> import genzoo
         >>> model = genzoo.load("runs/vae-torch-20260101-000000")  # doctest: +SKIP
         >>> images = model.sample(16, seed=0)  # doctest: +SKIP
+        >>> gpt = genzoo.load("runs/gpt", settings={"temperature": 0})  # doctest: +SKIP
+        >>> greedy = gpt.generate("def ", max_new_tokens=40)  # doctest: +SKIP
     """
-    return load_run(run, device=device, checkpoint=checkpoint)
+    return load_run(run, device=device, checkpoint=checkpoint, settings=settings,
+                    weights=weights)
 
 
 def evaluate(run: str | Path, *, data: str | None = None, k: int = 1000,
-             samples: int = 10_000, reporter: Reporter | None = None) -> dict[str, Any]:
+             samples: int = 10_000, reporter: Reporter | None = None,
+             settings: Mapping[str, Any] | None = None, weights: str = "auto") -> dict[str, Any]:
     """Evaluate a run as ``genzoo eval`` does, write ``eval.json`` and return its contents.
 
     Args:
@@ -186,9 +203,14 @@ def evaluate(run: str | Path, *, data: str | None = None, k: int = 1000,
         k: importance samples per test image for the likelihood bound (models that have one).
         samples: generated images for the sample-quality metrics (image models).
         reporter: progress output; default silent.
+        settings: sampling settings to change, as for ``load``.
+        weights: ``"auto"``, ``"ema"`` or ``"raw"``, as for ``load``.
 
     Returns:
-        ``{"model", "backend", "run", "metrics": {...}, "protocol": {...}, "wall_time_s"}``.
+        ``{"model", "backend", "run", "settings", "weights", "metrics": {...},
+        "protocol": {...}, "wall_time_s"}``: ``settings`` holds the value of every
+        sampling field the model was evaluated with, ``weights`` which weights it loaded
+        (``"ema"`` or ``"raw"``).
 
     Examples:
         >>> import genzoo
@@ -197,7 +219,8 @@ def evaluate(run: str | Path, *, data: str | None = None, k: int = 1000,
     """
     from genzoo.evaluation import evaluate_run
 
-    return evaluate_run(run, data=data, k=k, samples=samples, reporter=reporter)
+    return evaluate_run(run, data=data, k=k, samples=samples, reporter=reporter,
+                        settings=settings, weights=weights)
 
 
 def compare(runs: str | Path | Iterable[str | Path], *,

@@ -17,7 +17,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, Union
+from typing import Any, ClassVar, Literal, TypeVar, Union
 
 from genzoo.errors import ConfigError, did_you_mean
 from genzoo.values import (DEVICE, LIMITS, MAX_NEW_TOKENS, MAX_SEED, MAX_STEPS, MAX_WHOLE,
@@ -32,8 +32,11 @@ class ModelConfig:
     """Base class of every family's model config.
 
     Subclasses are frozen dataclasses with a comment on each field, and override
-    ``validate()`` to check ranges.
+    ``validate()`` to check ranges. ``SAMPLING`` names the fields that change how a
+    trained model samples, not what it learns: only those may be set after training.
     """
+
+    SAMPLING: ClassVar[tuple[str, ...]] = ()  # see genzoo.settings
 
     def validate(self) -> None:
         """Raise ``genzoo.errors.ConfigError`` if a value is out of range."""
@@ -318,6 +321,10 @@ def check_model_config_class(model_cls: type) -> None:
     except NameError as exc:
         raise ValueError(f"config {model_cls.__name__} has a type hint that does not "
                          f"resolve: {exc}") from None
+    stray = [n for n in getattr(model_cls, "SAMPLING", ()) if n not in types_]
+    if stray or isinstance(getattr(model_cls, "SAMPLING", ()), str):
+        raise ValueError(f"config {model_cls.__name__}: SAMPLING must be a tuple of its "
+                         f"field names{f', not {stray[0]!r}' if stray else ''}")
     shared = sorted(set(types_) & set(field_types(TrainConfig)))
     if shared:
         raise ValueError(f"config {model_cls.__name__} field(s) {', '.join(shared)} clash with "

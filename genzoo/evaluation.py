@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,29 +32,35 @@ SAMPLES = 10_000  # generated images, against the 10,000 test images
 
 
 def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
-                 samples: int = SAMPLES, reporter: Reporter | None = None) -> dict[str, Any]:
+                 samples: int = SAMPLES, reporter: Reporter | None = None,
+                 settings: Mapping[str, Any] | Iterable[str] | None = None,
+                 weights: str = "auto") -> dict[str, Any]:
     """Evaluate a run on its dataset's test split and write ``eval.json`` into it.
 
     ``k`` (importance samples) goes to the model family's own metrics, where its plugin
     has them (the VAE's likelihood), and ``samples`` (generated images) to the image
-    metrics; a model they do not apply to ignores them.
+    metrics; a model they do not apply to ignores them. ``settings`` and ``weights`` are
+    ``genzoo.load``'s; ``eval.json`` records the sampling settings and the weights used.
 
     With ``data`` naming another dataset, the figures go to ``eval-<dataset>.json``
     instead (``eval_path()``), so they never replace those of the run's own test split.
     """
-    from genzoo.runs import load_run, saved_spec
+    from genzoo.runs import check_weights_choice, load_chosen, saved_spec
     from genzoo.config import valid_count
     from genzoo.data import load_dataset, recorded_dataset
+    from genzoo.settings import parse_settings, settings_of, with_settings
 
     k = valid_count(k, "k", 1, 5000)
     samples = valid_count(samples, "samples", 100, 100_000)  # fewer: IS and FD mean nothing
     reporter = reporter or Reporter()
     run_dir = RunDir(run)
     saved, spec = saved_spec(run_dir)
+    settings, weights = parse_settings(settings), check_weights_choice(weights)
+    with_settings(from_dict(spec.config, saved["model_config"]), settings)  # checked early
     source = data or recorded_dataset(saved["dataset"], run_dir.path, ", or pass --data")
     dataset = _matching(load_dataset(source, spec.kind), saved, run_dir)
     _check_enough(dataset)  # before the framework loads
-    generator = load_run(run)
+    generator, used = load_chosen(run, settings=settings, weights=weights)
     t0 = time.perf_counter()
     metrics: dict[str, float] = {}
     protocol: dict[str, Any] = {"dataset": dataset.name, "split": "test"}
@@ -72,7 +79,7 @@ def evaluate_run(run: str | Path, *, data: str | None = None, k: int = 1000,
         metrics.update(text)
         protocol.update(text_protocol)
     result = {"model": spec.name, "backend": spec.backend, "run": str(run_dir.path),
-              "metrics": metrics, "protocol": protocol,
+              "settings": settings_of(generator.config), "weights": used, "metrics": metrics, "protocol": protocol,
               "wall_time_s": round(time.perf_counter() - t0, 2)}
     atomic_write_json(eval_path(run_dir.path, data), result)
     return result

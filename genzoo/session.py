@@ -17,6 +17,7 @@ from typing import Any
 from genzoo.version import __version__
 from genzoo.planning import Plan
 from genzoo.runs import Run, weights_metadata
+from genzoo.settings import text_defaults
 from genzoo.stopping import StopRequests
 from genzoo.checkpoint import (WEIGHTS, atomic_write_bytes, load_tensors, save_tensors,
                                write_checkpoint)
@@ -278,8 +279,8 @@ class Session(Resuming):
             text_model: Any = self.generator  # a TextGenerator
             start = text_model.info.vocab[text_model.start_token()]
             chars = getattr(self.plan.model_config, "sample_chars", TEXT_SAMPLE_CHARS)
-            text = start + text_model.generate(start, max_new_tokens=chars,
-                                               seed=seed)  # sampling defaults
+            text = start + text_model.generate(start, max_new_tokens=chars, seed=seed,
+                                               **text_defaults(self.plan.model_config))
             atomic_write_bytes(self.run_dir.path / "samples.txt", text.encode("utf-8"))
             return
         from genzoo.imaging import save_grid

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from genzoo.cli.group import PathParam, cli, echo_json, given, table
+from genzoo.cli.sampling import settings_options
 from genzoo.errors import GenzooError
 
 
@@ -17,23 +18,30 @@ from genzoo.errors import GenzooError
               help="VAE: importance samples for the log-likelihood.")
 @click.option("--samples", type=click.IntRange(100, 100_000), default=10_000, show_default=True,
               help="Image models: generated images for the sample-quality metrics.")
+@settings_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> None:
+def eval_(run: Path, data: str | None, k: int, samples: int, assignments: tuple[str, ...],
+          weights: str, as_json: bool) -> None:
     """Evaluate a trained RUN on its test split; writes RUN/eval.json.
 
     With --data naming another dataset (of the same image shape, or text the run's
-    vocabulary covers), the figures go to RUN/eval-<dataset>.json instead.
+    vocabulary covers), the figures go to RUN/eval-<dataset>.json instead. The file
+    records the sampling settings and the weights (ema or raw) the model was scored with.
 
     Examples:
 
     \b
         genzoo eval runs/vae-torch-20261128-131650
-        genzoo eval runs/gan-torch-20261128-140000 --json
+        genzoo eval runs/gan-torch-20261128-140000 --json --weights raw
     """
+    from genzoo.config import from_dict
     from genzoo.runs import saved_spec
     from genzoo.rundir import RunDir
+    from genzoo.settings import parse_settings, with_settings
 
-    _, spec = saved_spec(RunDir(run))  # a clear error before the framework loads
+    saved, spec = saved_spec(RunDir(run))  # a clear error before the framework loads
+    settings = parse_settings(assignments)
+    with_settings(from_dict(spec.config, saved["model_config"]), settings)
     if not spec.evaluator and given("k"):
         raise GenzooError(f"--k applies to models whose plugin has its own metrics (the VAE's "
                           f"likelihood); {spec.name} has none")
@@ -42,13 +50,16 @@ def eval_(run: Path, data: str | None, k: int, samples: int, as_json: bool) -> N
     from genzoo.evaluation import eval_path, evaluate_run
     from genzoo.progress import make_reporter
 
-    result = evaluate_run(run, data=data, k=k, samples=samples, reporter=make_reporter())
+    result = evaluate_run(run, data=data, k=k, samples=samples, reporter=make_reporter(),
+                          settings=settings, weights=weights)
     if as_json:
         return echo_json(result)
     rows = [[name, f"{value:.4f}"] for name, value in result["metrics"].items()]
     reference = result["protocol"].get("reference", {})
     rows += [[f"reference: {name}", f"{value:.4f}"] for name, value in reference.items()]
     table(["metric", "value"], rows)
+    shown = ", ".join(f"{name}={value}" for name, value in result["settings"].items())
+    click.echo(f"weights: {result['weights']}" + (f"; settings: {shown}" if shown else ""))
     click.echo(f"protocol and figures: {eval_path(run, data)} "
                f"({result['wall_time_s']:.1f} s)")
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -15,6 +16,24 @@ from genzoo.errors import GenzooError
 from genzoo.sampling import TEMPERATURE, TOP_K
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+SAME_SETTING = {"temperature": "temperature", "top_k": "top_k",  # flag -> --set field
+                "max_new_tokens": "sample_chars"}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_options(command: F) -> F:
+    """``--set KEY=VALUE`` (the run's sampling settings) and ``--weights``, as
+    ``genzoo sample`` and ``genzoo eval`` take them."""
+    command = click.option(
+        "--weights", type=click.Choice(["auto", "ema", "raw"]), default="auto",
+        show_default=True, help="auto: the moving average of the weights when the run kept "
+        "one (ema_decay), else the trained weights; ema: the average; raw: the trained ones.",
+    )(command)
+    return click.option(
+        "--set", "assignments", multiple=True, metavar="KEY=VALUE",
+        help="Change a sampling setting of the run (the Transformer's temperature, top_k, "
+             "sample_chars); repeatable. Other fields are fixed when the model is trained.",
+    )(command)
 
 
 @cli.command()
@@ -35,15 +54,19 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".ti
 @click.option("--prompt", default=None, help="Text: the text to continue [a newline].")
 @click.option("--max-new-tokens", type=click.IntRange(1, MAX_NEW_TOKENS), default=500,
               show_default=True,
-              help=f"Text: characters to generate, at most {MAX_NEW_TOKENS:,}.")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=TEMPERATURE,
-              show_default=True,
-              help="Text: softmax temperature; 0 picks the likeliest character.")
-@click.option("--top-k", type=click.IntRange(min=1), default=TOP_K, show_default=True,
-              help="Text: sample among the K likeliest characters.")
+              help=f"Text: characters to generate, at most {MAX_NEW_TOKENS:,} (or --set "
+                   "sample_chars=N).")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=None,
+              help="Text: softmax temperature; 0 picks the likeliest character [the run's "
+                   f"temperature setting, {TEMPERATURE} by default].")
+@click.option("--top-k", type=click.IntRange(min=0), default=None,
+              help="Text: sample among the K likeliest characters; 0 among all [the run's "
+                   f"top_k setting, {TOP_K} by default].")
+@settings_options
 def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
-           interpolate: bool, prompt: str | None, max_new_tokens: int, temperature: float,
-           top_k: int) -> None:
+           interpolate: bool, prompt: str | None, max_new_tokens: int,
+           temperature: float | None, top_k: int | None, assignments: tuple[str, ...],
+           weights: str) -> None:
     """Draw samples from a trained RUN: an image grid, or text streamed to the terminal.
 
     Examples:
@@ -53,8 +76,11 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
         genzoo sample runs/gan-torch-20261128-140000 --interpolate --n 10
         genzoo sample runs/transformer-torch-20261128-150000 --prompt "ROMEO:" \\
             --max-new-tokens 500 --temperature 0.8 --top-k 40
+        genzoo sample runs/transformer-torch-20261128-150000 --set temperature=0 \\
+            --weights raw
     """
     from genzoo.rundir import RunDir
+    from genzoo.settings import parse_settings, text_defaults
 
     kind = RunDir(run).read_config()["data_info"]["kind"]  # errors before the framework loads
     if kind == "text" and interpolate:
@@ -62,7 +88,12 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
     for name in ("prompt", "max_new_tokens", "temperature", "top_k"):
         if kind != "text" and given(name):
             raise GenzooError(f"--{name.replace('_', '-')} applies to text models")
-    if not math.isfinite(temperature):
+    settings = parse_settings(assignments)
+    for name, key in SAME_SETTING.items():
+        if given(name) and key in settings:
+            raise GenzooError(f"--{name.replace('_', '-')} and --set {key}=... are the same "
+                              "setting; give one of them")
+    if temperature is not None and not math.isfinite(temperature):
         raise GenzooError(f"--temperature must be a finite number of at least 0, not {temperature}")
     if interpolate and n == 1:
         raise GenzooError("--interpolate needs --n of at least 2 (the two ends)")
@@ -70,10 +101,18 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
         _check_output_file(out, ".png" if kind != "text" else None, run)
     import genzoo
 
-    generator: Any = genzoo.load(run, device=device)  # image generators can interpolate
+    generator: Any = genzoo.load(run, device=device, settings=settings,
+                                 weights=weights)  # image generators can interpolate
     if kind == "text":
-        return _sample_text(generator, n or 1, seed, out, prompt, max_new_tokens, temperature,
-                            top_k)
+        chosen = text_defaults(generator.config)  # the run's, or as --set changed them
+        if temperature is not None:
+            chosen["temperature"] = temperature
+        if top_k is not None:
+            chosen["top_k"] = top_k or None
+        if "sample_chars" in settings:
+            max_new_tokens = generator.config.sample_chars
+        return _sample_text(generator, n or 1, seed, out, prompt, max_new_tokens,
+                            chosen["temperature"], chosen["top_k"])
     from genzoo.imaging import save_grid
 
     if interpolate:
@@ -116,7 +155,7 @@ def _check_output_file(out: Path, suffix: str | None, run: Path | None = None) -
 
 
 def _sample_text(generator: Any, n: int, seed: int, out: Path | None, prompt: str | None,
-                 max_new_tokens: int, temperature: float, top_k: int) -> None:
+                 max_new_tokens: int, temperature: float, top_k: int | None) -> None:
     """Stream each sample to stdout as it is generated; --out also saves them."""
     start = prompt if prompt is not None else "\n"
     generator.tokenizer.encode(start)  # characters outside the vocabulary: one clear line

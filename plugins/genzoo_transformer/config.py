@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from genzoo.config import MAX_NEW_TOKENS, ModelConfig, require
 
@@ -18,6 +19,10 @@ class TransformerConfig(ModelConfig):
     dropout: float = 0.0  # on attention weights, residual branches and embeddings
     bias: bool = True  # biases in Linear layers and LayerNorms
     sample_chars: int = 500  # characters generated into samples.txt after training
+    temperature: float = 0.8  # sampling: softmax temperature; 0 picks the likeliest character
+    top_k: int = 40  # sampling: draw among the k likeliest characters; 0 among all
+
+    SAMPLING: ClassVar[tuple[str, ...]] = ("sample_chars", "temperature", "top_k")
 
     def validate(self) -> None:
         for name in ("n_layer", "n_head", "n_embd", "block_size"):
@@ -25,6 +30,8 @@ class TransformerConfig(ModelConfig):
         require(self.n_embd % self.n_head == 0, "n_embd", "must be a multiple of n_head")
         require(0 <= self.dropout < 1, "dropout", "must lie in [0, 1)")
         require(self.sample_chars >= 0, "sample_chars", "must not be negative")
+        require(self.temperature >= 0, "temperature", "must not be negative")
+        require(self.top_k >= 0, "top_k", "must not be negative (0: no top-k)")
         require(self.sample_chars <= MAX_NEW_TOKENS, "sample_chars",  # generate()'s bound
                 f"must be at most {MAX_NEW_TOKENS:,}")
 
