@@ -30,6 +30,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from genzoo.testing_data import synthetic_images, synthetic_text  # public here too
+
 
 class ConformanceError(AssertionError):
     """A model failed one conformance check."""
@@ -48,48 +50,6 @@ class Context:
         from genzoo.registry import get_registry
 
         return get_registry().model(self.name, self.backend)
-
-
-def synthetic_images(path: Path, shape: tuple[int, int] = (8, 8), n_train: int = 256,
-                     n_test: int = 64, seed: int = 0) -> Path:
-    """Write a small IDX dataset of noisy bars to ``path`` and return it.
-
-    Each image is one bright horizontal or vertical bar: easy to learn, so a few steps
-    must lower any sensible loss.
-    """
-    from genzoo.checkpoint import atomic_write_bytes
-
-    rng = np.random.default_rng(seed)
-    path.mkdir(parents=True, exist_ok=True)
-    h, w = shape
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = np.zeros((n, h, w), dtype=np.uint8)
-        labels = rng.integers(0, 2, n).astype(np.uint8)
-        for i in range(n):
-            pos = rng.integers(0, h if labels[i] == 0 else w)
-            if labels[i] == 0:
-                images[i, pos, :] = 255
-            else:
-                images[i, :, pos] = 255
-        noise = rng.random(images.shape) < 0.03
-        images[noise] = 255 - images[noise]
-        header = bytes([0, 0, 8, 3]) + np.array([n, h, w], ">u4").tobytes()
-        atomic_write_bytes(path / f"{prefix}-images-idx3-ubyte", header + images.tobytes())
-        header = bytes([0, 0, 8, 1]) + np.array([n], ">u4").tobytes()
-        atomic_write_bytes(path / f"{prefix}-labels-idx1-ubyte", header + labels.tobytes())
-    return path
-
-
-def synthetic_text(path: Path, seed: int = 0) -> Path:
-    """Write a small, very regular UTF-8 corpus to ``path`` and return it."""
-    from genzoo.checkpoint import atomic_write_bytes
-
-    rng = np.random.default_rng(seed)
-    words = ["abc", "abd", "xyz", "hello", "world", "genzoo"]
-    text = "\n".join(" ".join(rng.choice(words, 6)) for _ in range(400)) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, text.encode("utf-8"))
-    return path
 
 
 def _synthetic_data(ctx: Context) -> str:
@@ -136,26 +96,15 @@ def check_learns(ctx: Context) -> None:
 
 
 def check_samples(ctx: Context) -> None:
-    """Samples have the right shape, dtype and range, and obey the seed.
+    """Samples have the right shape, dtype and range at every batch size drawn (5, then
+    1, 3 and 8), and obey the seed.
 
     Images: float32 (n, H, W, C) in [0, 1]. Text: int64 (n, block_size) token ids, and
     the model's cache (``extend``) gives the logits a whole prefix (``prefill``) gives.
     """
     gen = ctx.run.generator
     x = gen.sample(5, seed=3)
-    dtype: type[np.generic]
-    low: float
-    high: float
-    if gen.info.kind == "text":
-        expected, dtype, low, high = (5, gen.config.block_size), np.int64, 0, gen.info.vocab_size - 1
-    else:
-        expected, dtype, low, high = (5, *gen.info.shape), np.float32, 0.0, 1.0
-    if x.shape != expected:
-        raise ConformanceError(f"samples: shape {x.shape}, expected {expected}")
-    if x.dtype != dtype:
-        raise ConformanceError(f"samples: dtype {x.dtype}, expected {np.dtype(dtype).name}")
-    if not (np.isfinite(x).all() and x.min() >= low and x.max() <= high):
-        raise ConformanceError(f"samples: values outside [{low}, {high}] ({x.min()}..{x.max()})")
+    _check_draw(gen, x, 5)
     _draw_other_shapes(gen)  # what was drawn before must not change a seed's samples
     if not np.array_equal(x, gen.sample(5, seed=3)):
         raise ConformanceError("samples: the same seed gave different samples")
@@ -163,6 +112,20 @@ def check_samples(ctx: Context) -> None:
         raise ConformanceError("samples: different seeds gave identical samples")
     if gen.info.kind == "text":
         _check_cache(gen)
+
+
+def _check_draw(gen: Any, x: Any, n: int, what: str = "samples") -> None:
+    """``x`` is a valid batch of ``n`` samples of ``gen``'s kind."""
+    text = gen.info.kind == "text"
+    expected = (n, gen.config.block_size) if text else (n, *gen.info.shape)
+    dtype = np.dtype(np.int64 if text else np.float32)
+    low, high = (0, gen.info.vocab_size - 1) if text else (0.0, 1.0)
+    if x.shape != expected:
+        raise ConformanceError(f"{what}: shape {x.shape}, expected {expected}")
+    if x.dtype != dtype:
+        raise ConformanceError(f"{what}: dtype {x.dtype}, expected {dtype.name}")
+    if not (np.isfinite(x).all() and x.min() >= low and x.max() <= high):
+        raise ConformanceError(f"{what}: values outside [{low}, {high}] ({x.min()}..{x.max()})")
 
 
 CACHE_TOLERANCE = 1e-3  # relative: kernels differ with the query's length (and on GPUs)
@@ -189,13 +152,13 @@ def _check_cache(gen: Any) -> None:
                     "the model computes")
 
 
-def _draw_other_shapes(gen: Any) -> None:
-    """Draw with other batch sizes (and, for text, other prompt lengths, with and
-    without the cache) than the checks compare, so that a model whose traced or compiled
+def _draw_other_shapes(gen: Any, what: str = "samples") -> None:
+    """Draw other batch sizes than the checks compare (each must be valid) and, for
+    text, other prompt lengths, with and without the cache, so that a model whose traced
     sampling depends on the shapes it saw before (``tf.function(reduce_retracing=True)``
     relaxes a second shape into a graph that rounds differently) is caught."""
     for n in (1, 3, 8):
-        gen.sample(n, seed=7 + n)
+        _check_draw(gen, gen.sample(n, seed=7 + n), n, f"{what}: sample({n})")
     if gen.info.kind == "text":
         vocab = gen.info.vocab
         for length in sorted({2, max(2, gen.config.block_size // 2), gen.config.block_size + 3}):
@@ -203,6 +166,56 @@ def _draw_other_shapes(gen: Any) -> None:
             for cache in (True, False):
                 gen.generate(prompt, max_new_tokens=3, temperature=1.0, top_k=None, seed=9,
                              cache=cache)
+
+
+def check_latent_space(ctx: Context) -> None:
+    """An image network with ``noise(n, rng)`` and ``render(z)`` (``genzoo sample
+    --interpolate`` uses both) draws ``n`` latents, the same for a seed, that render as
+    valid images, and ``interpolate`` gives a valid strip, the same for the same seeds;
+    one of the two alone is refused (a network with neither is not checked)."""
+    gen = ctx.run.generator
+    network = gen.module if ctx.backend == "torch" else getattr(gen, "model", None)
+    has = [m for m in ("noise", "render") if hasattr(network, m)]
+    if gen.info.kind == "text" or not has:
+        return
+    if len(has) == 1:
+        other = "render" if has[0] == "noise" else "noise"
+        raise ConformanceError(f"latent space: the network has {has[0]}() but not {other}(): "
+                               "define both (genzoo sample --interpolate uses them) or neither")
+    if ctx.backend in ("torch", "keras"):
+        (z, images), (z_again, again) = _render_noise(gen, 3, 5), _render_noise(gen, 3, 5)
+        if z.shape[0] != 3:
+            raise ConformanceError(f"latent space: noise(3, rng) gave {z.shape[0]} latents")
+        _check_draw(gen, images, 3, "latent space: render(noise(3, rng))")
+        if not (np.array_equal(z, z_again) and np.array_equal(images, again)):
+            raise ConformanceError("latent space: the same seed gave different noise or images")
+    strip = gen.interpolate(3, 4, 4)
+    _check_draw(gen, strip, 4, "latent space: interpolate")
+    if not np.array_equal(strip, gen.interpolate(3, 4, 4)):
+        raise ConformanceError("latent space: the same seeds gave different interpolations")
+
+
+def _render_noise(gen: Any, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A torch or Keras network's ``noise(n, rng seeded with seed)``, and its render."""
+    if gen.spec.backend == "torch":
+        import torch
+
+        module, was_training = gen.module, gen.module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                z = module.noise(n, torch.Generator(device=gen.device).manual_seed(seed))
+                return z.float().cpu().numpy(), module.render(z).float().cpu().numpy()
+        finally:
+            module.train(was_training)
+    import keras
+
+    from genzoo.backends.keras.generator import _no_grad
+
+    with _no_grad():
+        z = gen.model.noise(n, keras.random.SeedGenerator(seed))
+        out = keras.ops.convert_to_numpy(gen.model.render(z))
+        return np.asarray(keras.ops.convert_to_numpy(z)), np.asarray(out, dtype=np.float32)
 
 
 def check_round_trip(ctx: Context) -> None:
@@ -217,7 +230,7 @@ def check_round_trip(ctx: Context) -> None:
         raise ConformanceError("round trip: reloaded weights differ")
     first = loaded.sample(4, seed=11)  # the reloaded model's first draw
     again = genzoo.load(ctx.run.path)
-    _draw_other_shapes(again)
+    _draw_other_shapes(again, "round trip")
     if not np.array_equal(first, again.sample(4, seed=11)):
         raise ConformanceError(
             "round trip: a seed's samples depend on what was drawn before (other batch sizes "
@@ -239,15 +252,20 @@ def check_reproducible(ctx: Context) -> None:
 
 
 def check_resume(ctx: Context) -> None:
-    """Resuming from the checkpoint at step 20 of 40 ends bitwise where 40 straight steps do."""
+    """Resuming from the checkpoint at step 20 of 40 ends bitwise where 40 straight steps
+    do, with EMA weights on (``ema_decay``, the model's own or 0.9): the trained weights
+    match, the average covers every float weight, and it matches too when the model
+    enables EMA itself."""
     import shutil
 
     import genzoo
-    from genzoo.checkpoint import checkpoint_name
+    from genzoo.checkpoint import checkpoint_name, load_tensors
 
     out = ctx.tmp_path / "run-resumed"
+    own = any(k.startswith("ema.") for k in load_tensors(ctx.run.path / "model.safetensors"))
     genzoo.train(ctx.name, ctx.backend, "tiny", data=_synthetic_data(ctx), out=out,
-                 log_every=1, steps=40, checkpoint_every=10, keep_checkpoints=10)
+                 log_every=1, steps=40, checkpoint_every=10, keep_checkpoints=10,
+                 **({} if own else {"ema_decay": 0.9}))  # type: ignore[arg-type]
     checkpoints = out / "checkpoints"
     if not (checkpoints / checkpoint_name(20)).is_dir():
         raise ConformanceError("resume: no checkpoint was written at step 20")
@@ -255,10 +273,15 @@ def check_resume(ctx: Context) -> None:
         shutil.rmtree(checkpoints / checkpoint_name(step), ignore_errors=True)
     (checkpoints / "latest").write_text(checkpoint_name(20) + "\n")
     (out / "model.safetensors").unlink()
-    resumed = genzoo.resume(out)
-    before, after = ctx.run.generator.state(), resumed.generator.state()
+    genzoo.resume(out)
+    before, after = (load_tensors(p / "model.safetensors") for p in (ctx.run.path, out))
     if any(not np.array_equal(before[k], after[k]) for k in before):
         raise ConformanceError("resume: a resumed run differs from an uninterrupted one")
+    average = {k[4:] for k in after if k.startswith("ema.")}
+    if average != {k for k in before if np.issubdtype(before[k].dtype, np.floating)} - {
+            k for k in before if k.startswith("ema.")}:
+        raise ConformanceError("resume: the EMA weights (ema.<name>) do not cover every "
+                               "floating-point weight of the model")
 
 
 def check_listing_imports_no_framework(ctx: Context) -> None:
@@ -314,8 +337,8 @@ def check_bad_config_is_refused(ctx: Context) -> None:
 LABELS: dict[Callable[[Context], None], str] = {
     check_listing_imports_no_framework: "listing", check_builds: "builds",
     check_bad_config_is_refused: "bad config", check_learns: "learns",
-    check_samples: "samples", check_round_trip: "round trip",
-    check_reproducible: "reproducible", check_resume: "resume",
+    check_samples: "samples", check_latent_space: "latent space",
+    check_round_trip: "round trip", check_reproducible: "reproducible", check_resume: "resume",
 }
 CHECKS: tuple[Callable[[Context], None], ...] = tuple(LABELS)
 

@@ -45,12 +45,13 @@ def pip_install(python: Path, project: Path) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-@pytest.mark.parametrize("backend", ["torch", "keras"])
-def test_the_template_installs_lists_trains_and_passes_its_own_test(backend, tmp_path):
-    made = run_genzoo("plugin", "new", f"blobs-{backend}", "--backend", backend, "--dir",
-                      str(tmp_path))
+def test_the_template_installs_lists_trains_and_passes_its_own_test(tmp_path):
+    """`genzoo plugin new` writes torch and Keras side by side: both are listed under one
+    plugin, train, interpolate, and pass the generated tests (the kit on each backend)."""
+    made = run_genzoo("plugin", "new", "two-nets", "--dir", str(tmp_path))
     assert made.returncode == 0, made.stderr
-    project = tmp_path / f"genzoo-blobs-{backend}"
+    assert "(torch, keras)" in made.stdout and "[test]" in made.stdout
+    project = tmp_path / "genzoo-two-nets"  # package genzoo_two_nets
     python = make_venv(tmp_path / "venv")
     pip_install(python, project)
     env = {**os.environ, "PYTHONPATH": ""}
@@ -60,22 +61,26 @@ def test_the_template_installs_lists_trains_and_passes_its_own_test(backend, tmp
                               text=True, env=env, timeout=300)
 
     listed = json.loads(genzoo("list", "--json").stdout)
-    mine = next(m for m in listed if m["name"] == f"blobs-{backend}")
-    assert mine["backends"] == [backend] and mine["plugin"] == f"blobs-{backend}"
-    trained = genzoo("train", f"blobs-{backend}", "--preset", "tiny", "--out",
-                     str(tmp_path / "run"))
+    mine = next(m for m in listed if m["name"] == "two-nets")
+    assert mine["backends"] == ["torch", "keras"] and mine["plugin"] == "two-nets"
+    trained = genzoo("train", "two-nets", "--preset", "tiny", "--out", str(tmp_path / "run"))
     assert trained.returncode == 0, trained.stderr[-2000:]
-    if backend == "keras":  # the same Keras model also trains on Keras's torch backend
-        env["KERAS_BACKEND"] = "torch"
-        on_torch = genzoo("train", f"blobs-{backend}", "--preset", "tiny", "--out",
-                          str(tmp_path / "run-keras-torch"))
-        assert on_torch.returncode == 0, on_torch.stderr[-2000:]
-        del env["KERAS_BACKEND"]
+    strip = genzoo("sample", str(tmp_path / "run"), "--interpolate", "--n", "5")
+    assert strip.returncode == 0 and (tmp_path / "run" / "interpolate-0-1.png").is_file(), \
+        strip.stderr[-2000:]
+    # The Keras network also trains on Keras's torch backend (the kit, below, trains it
+    # on TensorFlow).
+    env["KERAS_BACKEND"] = "torch"
+    on_torch = genzoo("train", "two-nets", "--backend", "keras", "--preset", "tiny", "--steps",
+                      "5", "--out", str(tmp_path / "run-keras-torch"))
+    assert on_torch.returncode == 0, on_torch.stderr[-2000:]
+    del env["KERAS_BACKEND"]
     assert (project / ".gitignore").read_text().startswith("runs/")
-    tested = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             str(project / "tests")], capture_output=True, text=True,
-                            env=env, cwd=project, timeout=600)
+    tested = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                            capture_output=True, text=True, env=env, cwd=project,
+                            timeout=600)
     assert tested.returncode == 0, tested.stdout[-3000:]
+    assert "3 passed" in tested.stdout, tested.stdout[-3000:]  # the kit twice, the sizes
 
 
 def test_a_bad_plugin_name_is_refused(tmp_path):
@@ -121,7 +126,8 @@ def test_a_plugin_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
     root = write_plugin("thing", "torch", tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["genzoo-thing"]
     assert write_plugin("other", "keras", tmp_path / "new" / "dir").is_dir()  # --dir is made
-    assert (root / "genzoo_thing" / "model.py").is_file() and (root / ".gitignore").is_file()
+    assert (root / "genzoo_thing" / "torch_model.py").is_file()
+    assert (root / ".gitignore").is_file()
 
 
 DATASET_AND_COMMAND = """
@@ -289,13 +295,12 @@ def test_every_hook_is_implemented_by_a_test_plugin():
 
 def test_the_tutorials_pyproject_is_the_templates():
     """Step 2 of the tutorial shows the example's pyproject.toml: it must be what
-    `genzoo plugin new` writes (its description aside), test settings included."""
-    from genzoo import __version__
-    from genzoo.templates.plugin import PYPROJECT
+    `genzoo plugin new pixelcnn --backend torch` writes (its description aside), test
+    extra and settings included."""
+    from genzoo.templates.plugin import plugin_files
 
     shown = (ROOT / "docs" / "examples" / "genzoo-pixelcnn" / "pyproject.toml").read_text()
-    written = PYPROJECT.substitute(name="pixelcnn", package="genzoo_pixelcnn",
-                                   backend="torch", genzoo_version=__version__)
+    written = plugin_files("pixelcnn", ("torch",))["pyproject.toml"]
     description = next(line for line in shown.splitlines() if line.startswith("description"))
     assert shown == re.sub(r"(?m)^description = .*$", description, written)
 

@@ -1,8 +1,12 @@
-"""The plugin template: ``genzoo plugin new NAME --backend torch|keras``.
+"""The plugin template: ``genzoo plugin new NAME [--backend torch|keras]``.
 
-The generated package is a working model (a small VAE-style autoencoder on images) that
-already trains under ``genzoo train NAME``; replace its network with yours. Its test runs
-genzoo's conformance kit.
+The generated package is a working model (a small variational autoencoder on images)
+that already trains under ``genzoo train NAME``; its authors replace the network with
+theirs. By default it has both backends side by side: the same network as a torch
+``nn.Module`` (``torch_model.py``) and as a ``keras.Model`` (``keras_model.py``), with one
+config, registered by one entry-point plugin as one ``ModelSpec`` per backend. Its tests
+(``pip install -e './genzoo-NAME[test]'``, then ``python -m pytest``) run genzoo's
+conformance kit on each backend it has.
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ import errno
 import re
 import secrets
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from string import Template
 
-from genzoo.version import __version__
 from genzoo.errors import GenzooError
+from genzoo.templates.networks import KERAS_MODEL, TORCH_MODEL
+from genzoo.version import __version__
+
+BACKENDS = ("torch", "keras")  # the order a two-backend plugin lists them in
 
 PYPROJECT = Template('''\
 [build-system]
@@ -28,7 +36,10 @@ name = "genzoo-$name"
 version = "0.1.0"
 description = "A genzoo model plugin: $name"
 requires-python = ">=3.10"
-dependencies = ["genzoo[$backend]>=$genzoo_version"]  # genzoo and the framework
+dependencies = ["genzoo[$extras]>=$genzoo_version"]  # genzoo and the $framework_note
+
+[project.optional-dependencies]
+test = ["pytest>=8"]  # pip install -e '.[test]', then python -m pytest
 
 # This line is what makes genzoo find the plugin.
 [project.entry-points.genzoo]
@@ -60,26 +71,37 @@ from genzoo import hookimpl
 from genzoo.registry import ModelSpec
 from $package.config import PRESETS, Config
 
-SPEC = ModelSpec(
-    name="$name",
-    backend="$backend",
-    kind="image",
-    config=Config,
-    builder="$package.model:Model",  # imported only when the model is built
-    presets=PRESETS,
-    default_preset="default",
-    default_dataset="digits",
-    summary="$name: describe your model in one line",
+# One spec per backend, with the same name, config and presets: only the builder (an
+# import path, imported when the model is built, so `genzoo list` imports no framework)
+# differs.
+BUILDERS = {
+$builders}
+
+SPECS = tuple(
+    ModelSpec(
+        name="$name",
+        backend=backend,
+        kind="image",
+        config=Config,
+        builder=builder,
+        presets=PRESETS,
+        default_preset="default",
+        default_dataset="digits",
+        summary="$name: describe your model in one line",
+    )
+    for backend, builder in BUILDERS.items()
 )
 
 
 @hookimpl
 def register_models(register):
-    register(SPEC)
+    for spec in SPECS:
+        register(spec)
 ''')
 
 CONFIG = Template('''\
-"""Config and presets of $name (no framework imports: `genzoo list` reads this)."""
+"""Config and presets of $name, shared by its backends (no framework imports: `genzoo
+list` reads this)."""
 
 from __future__ import annotations
 
@@ -106,144 +128,111 @@ PRESETS = {
 }
 ''')
 
-TORCH_MODEL = Template('''\
-"""$name in PyTorch. Replace the network; keep the three methods genzoo calls."""
-
-from __future__ import annotations
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-
-class Model(nn.Module):
-    def __init__(self, config, info):
-        super().__init__()
-        self.config = config
-        self.shape = info.shape  # (H, W, C)
-        d = info.shape[0] * info.shape[1] * info.shape[2]
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(d, config.hidden), nn.ReLU(),
-                                     nn.Linear(config.hidden, 2 * config.latent_dim))
-        self.decoder = nn.Sequential(nn.Linear(config.latent_dim, config.hidden), nn.ReLU(),
-                                     nn.Linear(config.hidden, d))
-
-    def loss(self, x):
-        """x: a batch of images, NHWC in [0, 1]. Returns (loss, {name: metric})."""
-        mu, logvar = self.encoder(x).chunk(2, dim=-1)
-        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
-        logits = self.decoder(z)
-        recon = F.binary_cross_entropy_with_logits(logits, x.flatten(1), reduction="none").sum(1).mean()
-        kl = 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(1).mean()
-        return recon + kl, {"recon": recon, "kl": kl}
-
-    def noise(self, n, rng):
-        return torch.randn(n, self.config.latent_dim, generator=rng, device=rng.device)
-
-    def render(self, z):
-        """Images NHWC in [0, 1] from latents."""
-        return torch.sigmoid(self.decoder(z)).reshape(-1, *self.shape)
-
-    def sample(self, n, rng):
-        """n images, NHWC in [0, 1]; all randomness from ``rng`` (a torch.Generator)."""
-        return self.render(self.noise(n, rng))
-''')
-
-KERAS_MODEL = Template('''\
-"""$name in Keras 3. Replace the network; keep the methods genzoo calls."""
-
-from __future__ import annotations
-
-import keras
-from keras import layers, ops
-
-
-class Model(keras.Model):
-    def __init__(self, config, info, **kwargs):
-        super().__init__(name="$package", **kwargs)
-        self.config = config
-        h, w, c = info.shape
-        # Name every layer: weight names must be the same in every process.
-        self.encoder = keras.Sequential([
-            keras.Input(info.shape), layers.Flatten(name="enc_flat"),
-            layers.Dense(config.hidden, activation="relu", name="enc_hidden"),
-            layers.Dense(2 * config.latent_dim, name="enc_stats")], name="encoder")
-        self.decoder = keras.Sequential([
-            keras.Input((config.latent_dim,)),
-            layers.Dense(config.hidden, activation="relu", name="dec_hidden"),
-            layers.Dense(h * w * c, name="dec_logits"), layers.Reshape(info.shape)],
-            name="decoder")
-        self.seeds = keras.random.SeedGenerator(name="seeds")  # all training randomness
-        self.kl_tracker = keras.metrics.Mean(name="kl")
-
-    def call(self, x, training=False):
-        mu, logvar = ops.split(self.encoder(x), 2, axis=-1)
-        z = mu + ops.exp(0.5 * logvar) * keras.random.normal(ops.shape(mu), seed=self.seeds)
-        return mu, logvar, self.decoder(z)
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        """Keras computes the gradients of this on every backend."""
-        mu, logvar, logits = y_pred
-        x = ops.convert_to_tensor(x, dtype=logits.dtype)  # a NumPy batch on some backends
-        recon = ops.mean(ops.sum(ops.reshape(ops.softplus(logits) - x * logits,
-                                             (ops.shape(x)[0], -1)), axis=1))
-        kl = ops.mean(ops.sum(0.5 * (ops.square(mu) + ops.exp(logvar) - 1 - logvar), axis=1))
-        self.kl_tracker.update_state(kl)
-        return recon + kl
-
-    def noise(self, n, seed):
-        return keras.random.normal((n, self.config.latent_dim), seed=seed)
-
-    def render(self, z):
-        return ops.sigmoid(self.decoder(z))
-
-    def sample(self, n, seed_generator):
-        """n images, NHWC in [0, 1]; all randomness from ``seed_generator``."""
-        return self.render(self.noise(n, seed_generator))
-''')
-
 TEST = Template('''\
-"""genzoo's conformance kit checks that $name honours the plugin contract."""
+"""genzoo's conformance kit checks that $name honours the plugin contract on
+$on_backends."""
+
+import pytest
 
 from genzoo.testing import check_model
 
+BACKENDS = [$backend_list]
 
-def test_conformance(tmp_path):
-    check_model("$name", "$backend", tmp_path)
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_conformance(backend, tmp_path):
+    check_model("$name", backend, tmp_path)
+''')
+
+TEST_BOTH = Template('''\
+
+
+def test_the_backends_build_the_same_network():
+    """The torch and Keras networks are one model: as many parameters on each."""
+    import genzoo
+
+    sizes = {b: genzoo.create("$name", b, "tiny").num_parameters() for b in BACKENDS}
+    assert len(set(sizes.values())) == 1, sizes
 ''')
 
 README = Template('''\
 # genzoo-$name
 
-A genzoo model plugin.
+A genzoo model plugin$frameworks.
 
 ```bash
-pip install -e .              # registers the entry point
-genzoo list                   # $name is listed
-genzoo train $name            # trains on the bundled digits
-python -m pytest              # runs genzoo's conformance kit
-```
+$commands```
 ''')
 
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+FRAMEWORKS = {"torch": "PyTorch", "keras": "Keras 3"}
 
 
-def write_plugin(name: str, backend: str, directory: Path) -> Path:
-    """Write the plugin package for ``name`` into ``directory/genzoo-NAME``."""
+def plugin_backends(backend: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The backends a plugin is written for: ``None`` is both, a name is that one."""
+    if backend is None:
+        wanted: tuple[str, ...] = BACKENDS
+    else:
+        wanted = (backend,) if isinstance(backend, str) else tuple(backend)
+    unknown = [b for b in wanted if b not in BACKENDS]
+    if unknown or not wanted:
+        raise GenzooError(f"the backend must be one of {', '.join(BACKENDS)}, not "
+                          f"{', '.join(map(repr, unknown)) or 'none'}")
+    return tuple(b for b in BACKENDS if b in wanted)  # in a fixed order, once each
+
+
+def plugin_files(name: str, backends: tuple[str, ...]) -> dict[str, str]:
+    """The generated package's files, by path relative to its folder."""
+    package = "genzoo_" + name.replace("-", "_")
+    both = len(backends) > 1
+    if both:
+        frameworks = (" in PyTorch and Keras 3: the same network in `torch_model.py` and "
+                      "`keras_model.py`, one config in `config.py`")
+        train = [(f"genzoo train {name}", "the torch network, on the bundled digits"),
+                 (f"genzoo train {name} --backend keras", "the Keras one")]
+    else:
+        frameworks = f" in {FRAMEWORKS[backends[0]]} (`{backends[0]}_model.py`)"
+        train = [(f"genzoo train {name}", "on the bundled digits")]
+    commands = [("pip install -e '.[test]'", "registers the entry point; [test] brings pytest"),
+                ("genzoo list", f"{name} is listed"), *train,
+                (f"genzoo sample runs/{name}-{backends[0]}-<time> --interpolate",
+                 "a walk through the latent space"),
+                ("python -m pytest", "genzoo's conformance kit" + (", on each backend"
+                                                                  if both else ""))]
+    width = max(len(c) for c, _ in commands)
+    values = {
+        "name": name, "package": package, "extras": ",".join(backends),
+        "genzoo_version": __version__, "frameworks": frameworks,
+        "commands": "".join(f"{c:<{width}}  # {note}\n" for c, note in commands),
+        "framework_note": "frameworks" if both else "framework",
+        "on_backends": ("each of its backends (`python -m pytest -k keras` runs one)"
+                        if both else f"its backend, {backends[0]}"),
+        "backend_list": ", ".join(f'"{b}"' for b in backends),
+        "builders": "".join(f'    "{b}": "{package}.{b}_model:Model",\n' for b in backends),
+    }
+    networks = {"torch": TORCH_MODEL, "keras": KERAS_MODEL}
+    templates: dict[str, Template | str] = {
+        "pyproject.toml": PYPROJECT, "README.md": README, ".gitignore": GITIGNORE,
+        f"{package}/__init__.py": INIT, f"{package}/config.py": CONFIG,
+        **{f"{package}/{b}_model.py": networks[b] for b in backends},
+    }
+    files = {path: t if isinstance(t, str) else t.substitute(values)
+             for path, t in templates.items()}
+    files["tests/test_conformance.py"] = TEST.substitute(values) + (
+        TEST_BOTH.substitute(values) if both else "")
+    return files
+
+
+def write_plugin(name: str, backend: str | Iterable[str] | None, directory: Path) -> Path:
+    """Write the plugin package for ``name`` into ``directory/genzoo-NAME``, with the
+    network for ``backend``: one name, several, or ``None`` for both."""
     if not NAME.match(name):
         raise GenzooError(f"plugin name '{name}' must be lower case letters, digits, - or _, "
                           "starting with a letter")
-    package = "genzoo_" + name.replace("-", "_")
     root = Path(directory) / f"genzoo-{name}"
     if root.exists():
         raise GenzooError(f"{root} already exists")
-    values = {"name": name, "package": package, "backend": backend,
-              "genzoo_version": __version__}
-    files: dict[str, Template | str] = {
-        "pyproject.toml": PYPROJECT, "README.md": README,
-        f"{package}/__init__.py": INIT, f"{package}/config.py": CONFIG,
-        f"{package}/model.py": TORCH_MODEL if backend == "torch" else KERAS_MODEL,
-        "tests/test_conformance.py": TEST, ".gitignore": GITIGNORE,
-    }
+    files = plugin_files(name, plugin_backends(backend))
     made = [d for d in (Path(directory), *Path(directory).parents) if not d.exists()]
     try:  # --dir may name a folder to create, like pip's --target
         Path(directory).mkdir(parents=True, exist_ok=True)
@@ -255,11 +244,10 @@ def write_plugin(name: str, backend: str, directory: Path) -> Path:
     try:
         staging = root.with_name(f".{root.name}.{secrets.token_hex(4)}.partial")
         staging.mkdir()  # (with the umask's permissions, as the package will have)
-        for relative, template in files.items():
+        for relative, text in files.items():
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(template if isinstance(template, str)
-                            else template.substitute(values))
+            path.write_text(text)
         if root.exists():  # made meanwhile: never replaced
             raise FileExistsError(errno.EEXIST, "exists", str(root))
         staging.rename(root)
