@@ -229,3 +229,15 @@ def test_tensorboard_event_files_read_back(model, tmp_path) -> None:
         assert len(text) > 16
     assert json.loads((tmp_path / "r" / "config.json").read_text())["callbacks"] == [
         "genzoo.tensorboard:TensorBoard"]
+
+
+def test_tensorboard_without_its_package_is_one_clear_error(tmp_path, monkeypatch) -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m.startswith("tensorboard.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    with pytest.raises(ConfigError, match=r"pip install 'genzoo\[tensorboard\]'"):
+        genzoo.train("vae", "torch", "tiny", out=tmp_path / "r",
+                     callbacks=["genzoo.tensorboard:TensorBoard"])
+    assert not (tmp_path / "r").exists()
