@@ -10,7 +10,6 @@ continues exactly as an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,8 +256,6 @@ def split_state(callbacks: Sequence[Callback]) -> tuple[dict[str, Any], dict[str
             if isinstance(value, np.ndarray):
                 tensors[f"callback.{key}.{name}"] = value
             else:
-                if isinstance(value, float) and not math.isfinite(value):
-                    value = repr(value)
                 values.setdefault(key, {})[name] = value
     return tensors, values
 
