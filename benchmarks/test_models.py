@@ -266,3 +266,44 @@ def test_the_full_presets_resolve(full: dict[str, tuple[str, str]]) -> None:
         if name in full:
             preset, data = full[name]
             assert plan(name, backend, preset, data=data).preset == preset
+
+
+CONDITIONAL = {"vae": ("mlp", "cvae"), "gan": ("dcgan", "cgan")}  # (unconditional, conditional)
+COND_CASES = [(n, b, d) for n, b, d in CASES if n in CONDITIONAL]
+
+
+@pytest.mark.parametrize(("name", "backend", "device"), COND_CASES,
+                         ids=[f"{n}-{b}-{d}" for n, b, d in COND_CASES])
+def test_conditional_sample_throughput(benchmark, name: str, backend: str, device: str) -> None:
+    """Drawing chosen classes against drawing at random, alternated in one process: the
+    conditional preset with labels given, and the unconditional preset it extends."""
+    import genzoo
+
+    if backend == "keras":
+        pytest.importorskip("keras")
+    plain, conditional = ("tiny", "tiny-conditional") if SMOKE else CONDITIONAL[name]
+    data = "digits" if SMOKE else "mnist"
+    models = {"plain": genzoo.create(name, backend, plain, data=data, device=device),
+              "conditional": genzoo.create(name, backend, conditional, data=data, device=device)}
+    n = 16 if SMOKE else 256
+    labels = np.arange(n) % models["conditional"].num_classes
+    calls = {"plain": lambda: models["plain"].sample(n, seed=0),
+             "conditional": lambda: models["conditional"].sample(n, seed=0, labels=labels)}
+    for call in calls.values():
+        call()  # warm-up
+    times: dict[str, list[float]] = {"plain": [], "conditional": []}
+
+    def both() -> None:
+        order = list(calls.items())
+        for key, call in order if len(times["plain"]) % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            for _ in range(1 if SMOKE else 5):
+                call()
+            _sync(device)
+            times[key].append(time.perf_counter() - t0)
+
+    benchmark.pedantic(both, rounds=ROUNDS, iterations=1)
+    ratio = float(np.median(times["plain"]) / np.median(times["conditional"]))
+    benchmark.extra_info.update(conditional_over_unconditional=ratio)
+    record(f"{name} {backend} {device}: conditional / unconditional sampling throughput",
+           f"{ratio:.3f}")

@@ -122,7 +122,11 @@ class Sharded:
 
     def __call__(self, step: int) -> Any:
         w = world()
-        return self.batches(step)[w.rank * self.per_rank:(w.rank + 1) * self.per_rank]
+        part = slice(w.rank * self.per_rank, (w.rank + 1) * self.per_rank)
+        batch = self.batches(step)
+        if isinstance(batch, tuple):  # (images, labels): the same rows of each
+            return tuple(a[part] for a in batch)
+        return batch[part]
 
 
 def all_average(tensors: list[Any]) -> list[Any]:

@@ -114,12 +114,15 @@ def image_quality(generator: Any, data: Any, samples: int,
                   reporter: Reporter) -> tuple[dict[str, float], dict[str, Any]]:
     from genzoo.metrics import (frechet_distance, gaussian_stats, inception_score,
                                 precision_recall)
+    from genzoo.conditioning import balanced_labels
     from genzoo.metrics.classifier import load_or_train, reference_values
 
     clf = load_or_train(data, reporter)  # (evaluate_run checked the split's size)
     n = min(samples, len(data.test))
+    k = generator.num_classes
+    labels = balanced_labels(samples, k) if k else None  # a conditional model: each class alike
     with reporter.task(f"{generator.spec.name}: generating {samples} images"):
-        fake = generator.sample(samples, seed=EVAL_SEED)
+        fake = generator.sample(samples, seed=EVAL_SEED, labels=labels)
     fake_f, fake_p = clf.features(fake)
     real_f, _ = clf.features(data.test[:n])
     is_mean, is_std = inception_score(fake_p, splits=IS_SPLITS)
@@ -139,7 +142,62 @@ def image_quality(generator: Any, data: Any, samples: int,
         "inception_score_splits": IS_SPLITS, "precision_recall_k": PR_K,
         "reference": reference,
     }
+    if labels is not None:
+        conditional, per_class, reference_per_class = conditional_quality(
+            clf, data, fake_f, fake_p, labels)
+        metrics.update(conditional)
+        protocol["conditional"] = {
+            "labels": f"{samples // k} or {-(-samples // k)} samples drawn for each of the "
+                      f"{k} classes (0, 1, ..., {k - 1}, 0, ...), seed {EVAL_SEED}; the "
+                      "metrics above are on these label-balanced draws",
+            "accuracy": "the share of samples the domain classifier assigns to the class "
+                        "they were drawn for",
+            "per_class": "Fréchet distance, precision and recall of each class's samples "
+                         "against the test images of that class",
+            "classes": list(generator.info.classes),
+            "by_class": per_class, "reference_by_class": reference_per_class,
+        }
     return metrics, protocol
+
+
+def conditional_quality(clf: Any, data: Any, fake_f: Any, fake_p: Any, labels: Any
+                        ) -> tuple[dict[str, float], dict[str, list[float]],
+                                   dict[str, list[float]]]:
+    """A conditional model's figures: accuracy of the classes drawn, and per-class
+    distance and recall against the test images of each class; with the same figures
+    for real images (the test split's accuracy, the training split's distances)."""
+    import numpy as np
+
+    from genzoo.metrics.conditional import conditional_accuracy, per_class_distances
+
+    accuracy, per_accuracy = conditional_accuracy(fake_p, labels)
+    real_f, real_p = clf.features(data.test)
+    scores = per_class_distances(fake_f, labels, real_f, data.test_labels, PR_K)
+    # The reference: as many training images of each class as samples were drawn for it.
+    counts = np.bincount(labels, minlength=fake_p.shape[1])
+    pick = np.random.default_rng(EVAL_SEED)
+    chosen = np.concatenate([pick.permutation(np.flatnonzero(data.train_labels == c))[:counts[c]]
+                             for c in range(len(counts))])
+    train_f, _ = clf.features(data.train[chosen])
+    reference = per_class_distances(train_f, data.train_labels[chosen], real_f, data.test_labels,
+                                    PR_K)
+    _, real_accuracy = conditional_accuracy(real_p, data.test_labels)
+
+    def mean(values: Any) -> float:
+        return float(np.nanmean(values))
+
+    metrics = {"cond_accuracy": accuracy, "cond_accuracy_min": float(np.nanmin(per_accuracy)),
+               "class_fd_mean": mean(scores["fd"]), "class_fd_max": float(np.nanmax(scores["fd"])),
+               "class_recall_mean": mean(scores["recall"]),
+               "class_recall_min": float(np.nanmin(scores["recall"]))}
+
+    def listed(values: Any) -> list[float]:
+        return [round(float(v), 4) for v in values]
+
+    per_class = {"accuracy": listed(per_accuracy), **{k: listed(v) for k, v in scores.items()}}
+    reference_per_class = {"accuracy": listed(real_accuracy),
+                           **{k: listed(v) for k, v in reference.items()}}
+    return metrics, per_class, reference_per_class
 
 
 def _check_enough(data: Any) -> None:

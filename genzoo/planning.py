@@ -18,6 +18,7 @@ from genzoo.config import TrainConfig, is_whole, resolve, to_dict
 from genzoo.errors import CheckpointError, ConfigError, DataError, LookupFailed, did_you_mean
 from genzoo.protocols import DataInfo, Generator
 from genzoo.registry import ModelSpec, get_registry
+from genzoo.conditioning import check_labelled, is_conditional
 
 
 @dataclass
@@ -99,13 +100,31 @@ def build(p: Plan, info: DataInfo) -> Generator:
 
 
 def data_info(p: Plan) -> DataInfo:
+    """What the plan's model is built for, from the dataset's spec where it says enough
+    (without loading the data), else from the data (``model_info``)."""
     registry = get_registry()
-    shape = registry.datasets[p.data].shape if p.data in registry.datasets else None
-    if shape is not None:
-        return DataInfo("image", shape)
+    spec = registry.datasets.get(p.data)
+    if spec is not None and spec.shape is not None and (
+            spec.classes or not is_conditional(p.model_config)):
+        return model_info(p, DataInfo("image", spec.shape, classes=spec.classes))
     from genzoo.data import load_dataset
 
-    return load_dataset(p.data, p.spec.kind).info
+    data = load_dataset(p.data, p.spec.kind)
+    if is_conditional(p.model_config):
+        check_labelled(data, f"{p.spec.name} ({p.spec.backend})")
+    return model_info(p, data.info)
+
+
+def model_info(p: Plan, info: DataInfo) -> DataInfo:
+    """``info`` as the plan's model sees it: with the class names only when the model is
+    conditional (``genzoo.conditioning``), which then needs two classes at least."""
+    if not is_conditional(p.model_config):
+        return info.without_classes()
+    if info.num_classes < 2:
+        raise DataError(f"{p.spec.name} ({p.spec.backend}) is conditional, but dataset "
+                        f"'{p.data}' has {'no class labels' if not info.num_classes else 'one class'}"
+                        "; train it on a labelled dataset, or without conditional=true")
+    return info
 
 
 def default_out(name: str, backend: str) -> Path:

@@ -26,22 +26,38 @@ class DataInfo:
         shape: ``(H, W, C)`` of the images; empty for text.
         vocab: the characters of a text model's vocabulary, in id order; ``vocab_size``
             is its length. Empty for images.
+        classes: the names of a labelled image dataset's classes, in label order
+            (``"0"`` to ``"9"`` for MNIST); ``num_classes`` is their number. Empty when
+            the images have no labels. A conditional model is built for this many.
     """
 
     kind: str  # "image" or "text"
     shape: tuple[int, ...] = ()  # (H, W, C) for images
     vocab: str = ""  # the tokenizer's characters, in id order, for text
+    classes: tuple[str, ...] = ()  # class names of a labelled image dataset
 
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
 
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "shape": list(self.shape), "vocab": self.vocab}
+        out: dict[str, Any] = {"kind": self.kind, "shape": list(self.shape), "vocab": self.vocab}
+        if self.classes:
+            out["classes"] = list(self.classes)
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DataInfo:
-        return cls(data["kind"], tuple(data.get("shape", ())), data.get("vocab", ""))
+        return cls(data["kind"], tuple(data.get("shape", ())), data.get("vocab", ""),
+                   tuple(str(c) for c in data.get("classes", ())))
+
+    def without_classes(self) -> DataInfo:
+        """The same data seen by an unconditional model (no class names)."""
+        return DataInfo(self.kind, self.shape, self.vocab)
 
 
 class WeightAverage(Protocol):
@@ -67,9 +83,15 @@ class Generator(Protocol):
     spec: ModelSpec
     config: Any  # the family's ModelConfig
     info: DataInfo
+    num_classes: int  # classes a conditional model draws; 0 for an unconditional one
 
-    def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
-        """Draw ``n`` samples; images are float32 NHWC in [0, 1]. Same seed, same samples."""
+    def sample(self, n: int, *, seed: int | None = None, labels: Any = None) -> np.ndarray:
+        """Draw ``n`` samples; images are float32 NHWC in [0, 1]. Same seed, same samples.
+
+        ``labels`` (conditional models, see ``genzoo.conditioning``): the class of each
+        sample, or one int for all; without them a conditional model draws the classes
+        uniformly from the seed. The same (seed, labels) give the same samples. An
+        unconditional model refuses labels (``ConfigError``)."""
         ...
 
     def state(self) -> dict[str, np.ndarray]:

@@ -11,7 +11,8 @@ from genzoo.checkpoint import (WEIGHTS, checkpoint_step, complete_checkpoints,
                                read_checkpoint, remove_path, remove_unfinished_checkpoints)
 from genzoo.distributed import world
 from genzoo.errors import CheckpointError, DataError, one_line
-from genzoo.planning import finished_error
+from genzoo.planning import finished_error, model_info
+from genzoo.protocols import DataInfo
 from genzoo.runs import check_origin
 from genzoo.callbacks import without_callback_tensors
 
@@ -32,8 +33,8 @@ class Resuming:
         """A resumed run must see the data it was trained on: the same vocabulary or image
         shape (the weights' meaning depends on it); changed contents are a warning."""
         saved = self.run_dir.read_config()["data_info"]
-        if data.info.to_json() != saved:
-            what = "vocabulary" if data.kind == "text" else "image shape"
+        if model_info(self.plan, data.info).to_json() != DataInfo.from_json(saved).to_json():
+            what = "vocabulary" if data.kind == "text" else "image shape or classes"
             raise DataError(f"the {what} of '{data.name}' differs from the one "
                             f"{self.run_dir.path} was trained on; it cannot be resumed on it")
         meta = self.run_dir.meta()

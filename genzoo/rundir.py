@@ -57,6 +57,9 @@ def _config_problem(config: Mapping[str, Any]) -> str | None:
             return f"'data_info' shape is {shape!r}, not [height, width, channels]"
     elif not isinstance(info.get("vocab"), str) or not info["vocab"]:
         return "'data_info' has no vocabulary"
+    classes = info.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        return f"'data_info' classes is {classes!r}, not a list of class names"
     return None
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from genzoo.version import __version__
-from genzoo.planning import Plan
+from genzoo.planning import Plan, model_info
 from genzoo.runs import Run, weights_metadata
 from genzoo.settings import text_defaults
 from genzoo.stopping import StopRequests
@@ -23,6 +23,7 @@ from genzoo.checkpoint import (WEIGHTS, atomic_write_bytes, load_tensors, save_t
                                write_checkpoint)
 from genzoo.rundir import RunDir
 from genzoo.resuming import Resuming
+from genzoo.conditioning import check_labelled, class_rows, is_conditional, one_hot
 from genzoo.distributed import Sharded, world
 from genzoo.errors import DataError, Terminated, one_line
 from genzoo.callbacks import (Callback, ProgressCallback, TrainingContext, restore_state,
@@ -33,6 +34,7 @@ from genzoo.protocols import History
 from genzoo.training import Diverged, Interrupted, evaluate, fit
 
 SAMPLE_COUNT = 64  # images in samples.png
+CLASS_ROW = 8  # a conditional model's samples.png: this many images of each class
 TEXT_SAMPLE_CHARS = 500  # characters in samples.txt, unless the model config says
 
 BEST = "best.safetensors"
@@ -79,6 +81,10 @@ class Session(Resuming):
 
         p, cfg = self.plan, self.plan.train_config
         data = load_dataset(p.data, p.spec.kind)
+        self.conditional = is_conditional(p.model_config)
+        if self.conditional:  # refused before the framework loads
+            check_labelled(data, f"{p.spec.name} ({p.spec.backend})")
+        info = model_info(p, data.info)
         if self.resume:
             self._check_same_data(data)
         batches, text_val = self._batches(data)  # refuses tiny corpora before the import
@@ -91,7 +97,7 @@ class Session(Resuming):
             raise DataError(f"dataset '{p.data}' gives zero training steps")
 
         backend = get_backend(p.spec.backend)
-        generator = backend.build(p.spec, p.model_config, data.info, seed=cfg.seed,
+        generator = backend.build(p.spec, p.model_config, info, seed=cfg.seed,
                                   device=cfg.device)
         trainer = backend.make_trainer(generator, cfg)
         self.generator, self.trainer, self.spe = generator, trainer, spe
@@ -102,7 +108,7 @@ class Session(Resuming):
         if main:  # on resume too: --allow-changes may have changed the config
             before = (self.run_dir.meta() or {}).get("precision") if found else None
             self.run_dir.replace()  # --overwrite: the old run goes only now that this one can start
-            self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": data.info.to_json(),
+            self.run_dir.write_json(RunDir.CONFIG, {**p.to_json(), "data_info": info.to_json(),
                                                     "genzoo": __version__,
                                                     "world_size": world().size,
                                                     "callbacks": list(self.callback_paths)})
@@ -197,7 +203,7 @@ class Session(Resuming):
         cfg = self.plan.train_config
         size = cfg.batch_size * cfg.accumulate  # a step's micro-batches, drawn as one batch
         if data.kind != "text":
-            return data.train_batches(size, cfg.seed), None
+            return data.train_batches(size, cfg.seed, labelled=self.conditional), None
         block = self.plan.model_config.block_size
         val = TextBatches(data.val, cfg.batch_size, block, cfg.seed,
                           f"the validation split of '{data.name}'", stream=1)
@@ -221,8 +227,12 @@ class Session(Resuming):
             return ((lambda step: text_val.take(n, first=step * n)),
                     (lambda: windows(data.val, block, cfg.batch_size)))
         val = self.generator.prepare_eval(data.val)
-        return ((lambda step: fixed_batches(val, cfg.batch_size, cfg.eval_batches)),
-                (lambda: fixed_batches(self.generator.prepare_eval(data.test), cfg.batch_size)))
+        k = self.generator.num_classes
+        val_y, test_y = ((one_hot(data.val_labels, k), one_hot(data.test_labels, k)) if k
+                         else (None, None))  # a conditional model is scored on its labels
+        return ((lambda step: fixed_batches(val, cfg.batch_size, cfg.eval_batches, val_y)),
+                (lambda: fixed_batches(self.generator.prepare_eval(data.test), cfg.batch_size,
+                                       labels=test_y)))
 
     def _callbacks(self, main: bool) -> list[Callback]:
         """The run's callbacks, in the order they hear each event: the moving average
@@ -283,9 +293,17 @@ class Session(Resuming):
                                                **text_defaults(self.plan.model_config))
             atomic_write_bytes(self.run_dir.path / "samples.txt", text.encode("utf-8"))
             return
-        from genzoo.imaging import save_grid
+        from genzoo.imaging import save_class_grid, save_grid
 
-        save_grid(self.run_dir.path / "samples.png", self.generator.sample(SAMPLE_COUNT, seed=seed))
+        k = self.generator.num_classes
+        if k:  # one labelled row per class
+            images = self.generator.sample(k * CLASS_ROW, seed=seed,
+                                           labels=class_rows(k, CLASS_ROW))
+            save_class_grid(self.run_dir.path / "samples.png", images,
+                            list(self.generator.info.classes), CLASS_ROW)
+        else:
+            save_grid(self.run_dir.path / "samples.png",
+                      self.generator.sample(SAMPLE_COUNT, seed=seed))
 
     def _write_meta(self, status: str, step: int, wall: float, metrics: dict[str, Any],
                     error: str | None = None) -> None:

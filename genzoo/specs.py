@@ -162,6 +162,9 @@ class DatasetSpec:
         directory: for downloadable datasets, the folder under ``GENZOO_DATA_DIR`` and
             the cache that holds the files (default: the name).
         files: names of the files the dataset needs, in ``directory``.
+        classes: the names of an image dataset's classes, in label order (what
+            ``genzoo sample --label all`` writes beside each row); empty: ``"0"``,
+            ``"1"``, ... for a labelled dataset.
         plugin: the plugin that registered it (filled in by genzoo).
     """
 
@@ -176,6 +179,7 @@ class DatasetSpec:
     offline: bool = False
     directory: str = ""
     files: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
     plugin: str = ""
 
     def __post_init__(self) -> None:

@@ -24,41 +24,14 @@ def test_my_model(genzoo_check):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
+from genzoo.testing_base import ConformanceError, Context, _check_draw, _synthetic_data
+from genzoo.testing_conditional import CONDITIONAL_PRESET, check_conditional
 from genzoo.testing_data import synthetic_images, synthetic_text  # public here too
-
-
-class ConformanceError(AssertionError):
-    """A model failed one conformance check."""
-
-
-@dataclass
-class Context:
-    name: str
-    backend: str
-    tmp_path: Path
-    data: str = ""
-    run: Any = None
-
-    @property
-    def spec(self) -> Any:
-        from genzoo.registry import get_registry
-
-        return get_registry().model(self.name, self.backend)
-
-
-def _synthetic_data(ctx: Context) -> str:
-    if not ctx.data:
-        if ctx.spec.kind == "text":
-            ctx.data = str(synthetic_text(ctx.tmp_path / "data" / "corpus.txt"))
-        else:
-            ctx.data = str(synthetic_images(ctx.tmp_path / "data"))
-    return ctx.data
 
 
 def check_builds(ctx: Context) -> None:
@@ -112,20 +85,6 @@ def check_samples(ctx: Context) -> None:
         raise ConformanceError("samples: different seeds gave identical samples")
     if gen.info.kind == "text":
         _check_cache(gen)
-
-
-def _check_draw(gen: Any, x: Any, n: int, what: str = "samples") -> None:
-    """``x`` is a valid batch of ``n`` samples of ``gen``'s kind."""
-    text = gen.info.kind == "text"
-    expected = (n, gen.config.block_size) if text else (n, *gen.info.shape)
-    dtype = np.dtype(np.int64 if text else np.float32)
-    low, high = (0, gen.info.vocab_size - 1) if text else (0.0, 1.0)
-    if x.shape != expected:
-        raise ConformanceError(f"{what}: shape {x.shape}, expected {expected}")
-    if x.dtype != dtype:
-        raise ConformanceError(f"{what}: dtype {x.dtype}, expected {dtype.name}")
-    if not (np.isfinite(x).all() and x.min() >= low and x.max() <= high):
-        raise ConformanceError(f"{what}: values outside [{low}, {high}] ({x.min()}..{x.max()})")
 
 
 CACHE_TOLERANCE = 1e-3  # relative: kernels differ with the query's length (and on GPUs)
@@ -339,6 +298,7 @@ LABELS: dict[Callable[[Context], None], str] = {
     check_bad_config_is_refused: "bad config", check_learns: "learns",
     check_samples: "samples", check_latent_space: "latent space",
     check_round_trip: "round trip", check_reproducible: "reproducible", check_resume: "resume",
+    check_conditional: "conditional",
 }
 CHECKS: tuple[Callable[[Context], None], ...] = tuple(LABELS)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from genzoo.conditioning import batch_size_of
 from genzoo.config import TrainConfig
 from genzoo.distributed import any_rank, average_values
 from genzoo.errors import GenzooError
@@ -54,7 +55,7 @@ def evaluate(trainer: Trainer, batches: Iterator[np.ndarray]) -> dict[str, float
     totals: dict[str, float] = {}
     count = 0
     for batch in batches:
-        n = len(batch)
+        n = batch_size_of(batch)  # an array, or an (images, labels) pair
         for k, v in trainer.to_floats(trainer.eval_step(batch)).items():
             totals[k] = totals.get(k, 0.0) + v * n
         count += n

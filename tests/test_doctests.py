@@ -10,7 +10,8 @@ import pytest
 MODULES = ["genzoo", "genzoo.api", "genzoo.config", "genzoo.values", "genzoo.schedule",
            "genzoo.sampling", "genzoo.data", "genzoo.data.files", "genzoo.data.text",
            "genzoo.metrics.distances", "genzoo.metrics.text", "genzoo.comparison",
-           "genzoo.checkpoint", "genzoo.files", "genzoo.backends.common"]
+           "genzoo.checkpoint", "genzoo.files", "genzoo.backends.common", "genzoo.conditioning",
+           "genzoo.metrics.conditional"]
 
 
 @pytest.mark.parametrize("name", MODULES)

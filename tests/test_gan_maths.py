@@ -149,7 +149,7 @@ def _d_only_accuracy(backend: str, steps: int) -> float:
         else:
             from keras import ops
 
-            _, _, fake_logits = gen_cfg_run.model.d_step(real)
+            fake_logits = gen_cfg_run.model.d_step(real)[2]
             accuracy = float(np.mean(ops.convert_to_numpy(fake_logits) < 0))
     return accuracy
 

@@ -50,6 +50,16 @@ PUBLIC = [
     "genzoo.testing.check_round_trip", "genzoo.testing.check_samples",
     "genzoo.testing.genzoo_check", "genzoo.testing.synthetic_images",
     "genzoo.testing.synthetic_text", "genzoo.train",
+    # conditional generation
+    "genzoo.conditioning.is_conditional", "genzoo.conditioning.valid_labels",
+    "genzoo.conditioning.one_hot", "genzoo.conditioning.draw_labels",
+    "genzoo.conditioning.balanced_labels", "genzoo.conditioning.class_rows",
+    "genzoo.conditioning.check_labelled", "genzoo.conditioning.label_ends",
+    "genzoo.conditioning.strip_conditions", "genzoo.conditioning.split_batch",
+    "genzoo.conditioning.batch_size_of", "genzoo.conditioning.class_names",
+    "genzoo.imaging.save_class_grid", "genzoo.imaging.read_class_grid",
+    "genzoo.imaging.class_grid", "genzoo.backends.keras.unpack_inputs",
+    "genzoo.testing.check_conditional", "genzoo.testing.CONDITIONAL_PRESET",
 ]
 
 # Names on their way out: still importable, with a DeprecationWarning (name -> advice).

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from genzoo.conditioning import (draw_labels, label_ends, one_hot, strip_conditions,
+                                 valid_labels)
 from genzoo.config import MAX_SEED, valid_count, valid_seed
 from genzoo.errors import CheckpointError, ConfigError
 
@@ -95,3 +97,37 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
         return ((1 - t) * a + t * b).astype(np.float32)
     out = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
     return out.astype(np.float32)
+
+
+def num_classes(generator: Any) -> int:
+    """The classes a generator draws: its data's, when its config is conditional; else 0."""
+    from genzoo.conditioning import is_conditional
+
+    return generator.info.num_classes if is_conditional(generator.config) else 0
+
+
+def sample_conditions(generator: Any, n: int, seed: int, labels: Any) -> np.ndarray | None:
+    """The one-hot rows ``sample(n, seed=seed, labels=labels)`` hands a conditional
+    network (labels drawn from the seed when none are given), ``None`` for an
+    unconditional one; labels given to an unconditional model are refused."""
+    k = generator.num_classes
+    what = f"{generator.spec.name} ({generator.spec.backend})"
+    if labels is None:
+        return None if k == 0 else one_hot(draw_labels(n, k, seed), k)
+    return one_hot(valid_labels(labels, n, k, what), k)
+
+
+def strip_labels(generator: Any, seed_a: int, steps: int, labels: Any) -> np.ndarray | None:
+    """The one-hot rows of an interpolation strip: one class throughout, or moving from
+    one class to another (``labels=(a, b)``); ``None`` for an unconditional model."""
+    k = generator.num_classes
+    what = f"{generator.spec.name} ({generator.spec.backend})"
+    if labels is None and k == 0:
+        return None
+    if k == 0:
+        valid_labels(labels, 1, k, what)  # raises: unconditional
+    ends = label_ends(labels, k, what)
+    if ends is None:  # the class of the first seed's draw
+        label = int(draw_labels(1, k, seed_a)[0])
+        ends = (label, label)
+    return strip_conditions(ends, steps, k)

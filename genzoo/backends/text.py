@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from genzoo.backends.common import random_seed
+from genzoo.conditioning import valid_labels
 from genzoo.config import MAX_NEW_TOKENS, valid_count, valid_seed, next_seed, shown
 from genzoo.data.text import CharTokenizer
 from genzoo.errors import ConfigError
@@ -90,10 +91,14 @@ class TextSampling:
         """A newline when the vocabulary has one (texts start lines), else the first id."""
         return self.info.vocab.find("\n") if "\n" in self.info.vocab else 0
 
-    def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
+    num_classes = 0  # text models are not conditional on classes
+
+    def sample(self, n: int, *, seed: int | None = None, labels: Any = None) -> np.ndarray:
         """``n`` sequences of ``block_size`` token ids (int64), each from a newline, drawn
         from the model's own distribution (temperature 1, no top-k)."""
         n, seed = valid_count(n), valid_seed(seed)
+        if labels is not None:
+            valid_labels(labels, n, 0, f"{self.spec.name} ({self.spec.backend})")  # refused
         base = random_seed() if seed is None else seed
         start = self.info.vocab[self.start_token()]
         rows = [self.tokenizer.encode(self.generate(
@@ -101,7 +106,8 @@ class TextSampling:
             seed=next_seed(base, i))) for i in range(n)]
         return np.stack(rows).astype(np.int64)
 
-    def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
+    def interpolate(self, seed_a: int, seed_b: int, steps: int, *,
+                    labels: Any = None) -> np.ndarray:
         """Text models have no latent space to interpolate in."""
         raise ConfigError(f"{self.spec.name} is a text model: it has no latent space to "
                           "interpolate in")

@@ -5,6 +5,10 @@ A torch plugin supplies an ``nn.Module`` built as ``Module(config, data_info)`` 
 - ``loss(x) -> (loss, {name: tensor})``: the model owns its loss; ``x`` is the batch
   as a tensor (images NHWC float32 in [0, 1], text int64 ids);
 - ``sample(n, rng) -> tensor``: images NHWC in [0, 1];
+- a conditional model (``genzoo.conditioning``) gets one more keyword argument,
+  ``labels``, one-hot float32 rows ``(n, num_classes)``: ``loss(x, labels=...)``,
+  ``sample(n, rng, labels=...)``, ``render(z, labels=...)``, ``evaluate(x, labels=...)``
+  and ``train_step(x, trainer, labels=...)``;
 - optionally ``prepare_eval(x: np.ndarray) -> np.ndarray``, ``configure_optimizers(
   make_optimizer) -> {name: optimizer}``, ``train_step(x, trainer) -> metrics`` and
   ``evaluate(x) -> metrics`` for models with several optimizers and no single loss
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -32,38 +36,16 @@ import numpy as np
 import torch
 
 from genzoo.backends.common import (valid_interpolate_args, valid_sample_args, check_state_matches,
-                                    describe, random_seed, slerp)
+                                    describe, num_classes, random_seed, sample_conditions,
+                                    slerp, strip_labels)
 from genzoo.backends.text import TextSampling
-from genzoo.config import TrainConfig, check_device
+from genzoo.config import TrainConfig
 from genzoo.distributed import all_average, average_gradients, world
+from genzoo.backends.torch_setup import _NO_BUFFER_SYNC, make_optimizer, resolve_device, versions
 from genzoo.backends.torch_state import load_trainer_state, trainer_state
 from genzoo.errors import ConfigError, PluginError
 from genzoo.protocols import DataInfo
 from genzoo.registry import ModelSpec, import_object
-
-
-def resolve_device(name: str) -> torch.device:
-    """Map ``auto|cpu|cuda|cuda:N|mps`` to a device, refusing ones that are absent."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", world().local_rank)
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    check_device(name)
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' was requested but no CUDA device is available")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ConfigError(f"device '{name}' was requested but this machine has "
-                          f"{torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("device 'mps' was requested but MPS is not available")
-    return device
-
-
-def versions() -> dict[str, str]:
-    return {"torch": torch.__version__}
 
 
 class TorchGenerator:
@@ -83,24 +65,40 @@ class TorchGenerator:
     def to_tensor(self, batch: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(batch)).to(self.device, non_blocking=True)
 
+    @property
+    def num_classes(self) -> int:
+        """The classes a conditional model draws; 0 for an unconditional one."""
+        return num_classes(self)
+
+    def _labels(self, rows: np.ndarray | None) -> dict[str, torch.Tensor]:
+        return {} if rows is None else {"labels": self.to_tensor(rows)}
+
     @torch.no_grad()
-    def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
+    def sample(self, n: int, *, seed: int | None = None, labels: Any = None) -> np.ndarray:
         n, seed = valid_sample_args(n, seed)
+        seed = random_seed() if seed is None else seed
+        condition = self._labels(sample_conditions(self, n, seed, labels))
         rng = torch.Generator(device=self.device)
-        rng.manual_seed(random_seed() if seed is None else seed)
+        rng.manual_seed(seed)
         was_training = self.module.training
         self.module.eval()
         try:
-            out = self.module.sample(n, rng)
+            out = self.module.sample(n, rng, **condition)
         finally:
             self.module.train(was_training)
         return out.float().cpu().numpy()
 
     @torch.no_grad()
-    def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
-        """Images along the arc between the latents of two seeds (their first samples)."""
+    def interpolate(self, seed_a: int, seed_b: int, steps: int, *,
+                    labels: Any = None) -> np.ndarray:
+        """Images along the arc between the latents of two seeds (their first samples).
+
+        A conditional model keeps one class (``labels=7``; by default the class the
+        first seed draws) or moves from one to another (``labels=(3, 8)``: give the same
+        seed twice to change only the class)."""
         seed_a, seed_b, steps = valid_interpolate_args(self.module, self.spec.name, seed_a, seed_b,
                                                   steps)
+        condition = self._labels(strip_labels(self, seed_a, steps, labels))
         ends = []
         for seed in (seed_a, seed_b):
             rng = torch.Generator(device=self.device).manual_seed(seed)
@@ -109,7 +107,7 @@ class TorchGenerator:
         was_training = self.module.training
         self.module.eval()
         try:
-            return self.module.render(z).float().cpu().numpy()
+            return self.module.render(z, **condition).float().cpu().numpy()
         finally:
             self.module.train(was_training)
 
@@ -169,28 +167,6 @@ def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,
     return cls(spec, config, info, module, resolve_device(device))
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW with the config's betas; weight decay on matrices only.
-
-    Biases, norms' scales and other vectors are not decayed (nanoGPT's convention).
-    """
-    params = [p for p in params if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-
-
-def _no_buffer_sync() -> dict[str, Any]:
-    """DDP's switch for not broadcasting rank 0's buffers on every forward pass (the
-    trainer keeps buffers in step itself); PyTorch 2.13 renamed it."""
-    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
-    return {"forward_sync_buffers" if (major, minor) >= (2, 13) else "broadcast_buffers": False}
-
-
-_NO_BUFFER_SYNC = _no_buffer_sync()
-
-
 class _Loss(torch.nn.Module):
     """A model's ``loss`` as a module's forward pass, so DDP can wrap it."""
 
@@ -198,8 +174,8 @@ class _Loss(torch.nn.Module):
         super().__init__()
         self.model: Any = model
 
-    def forward(self, x: torch.Tensor) -> Any:
-        return self.model.loss(x)
+    def forward(self, x: torch.Tensor, **labels: torch.Tensor) -> Any:
+        return self.model.loss(x, **labels)
 
 
 class TorchTrainer:
@@ -298,25 +274,33 @@ class TorchTrainer:
             torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         optimizer.step()
 
-    def train_step(self, batch: np.ndarray) -> Mapping[str, Any]:
-        x = self.generator.to_tensor(batch)
+    def _inputs(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The batch as tensors: images or ids, and a conditional model's ``labels``."""
+        if isinstance(batch, tuple):
+            x, labels = batch
+            return self.generator.to_tensor(x), {"labels": self.generator.to_tensor(labels)}
+        return self.generator.to_tensor(batch), {}
+
+    def train_step(self, batch: Any) -> Mapping[str, Any]:
+        x, labels = self._inputs(batch)
         self.module.train()
         if self._custom_step is not None:
             with self.autocast():
-                metrics = self._custom_step(x, self)
+                metrics = self._custom_step(x, self, **labels)
         elif self.cfg.accumulate > 1:
-            metrics = self._accumulated_step(x)
+            metrics = self._accumulated_step(x, labels)
         else:
             assert self._loss is not None  # checked in __init__
             with self.autocast():
-                loss, parts = self._loss(x)
+                loss, parts = self._loss(x, **labels)
             self.backward(loss, self.optimizers["opt"])
             metrics = {"loss": loss, **parts}
         if world().enabled:
             self._average_buffers()
         return {k: v.detach() for k, v in metrics.items()}
 
-    def _accumulated_step(self, x: torch.Tensor) -> dict[str, Any]:
+    def _accumulated_step(self, x: torch.Tensor,
+                          labels: dict[str, torch.Tensor]) -> dict[str, Any]:
         """``accumulate`` micro-batches, one update: each loss (a mean over its
         micro-batch) is backpropagated divided by their number, so the summed gradient is
         the whole batch's; DDP averages over ranks only on the last one."""
@@ -324,11 +308,12 @@ class TorchTrainer:
         k, opt = self.cfg.accumulate, self.optimizers["opt"]
         opt.zero_grad(set_to_none=True)
         totals: dict[str, torch.Tensor] = {}
-        for i, chunk in enumerate(x.chunk(k)):
+        label_chunks = labels["labels"].chunk(k) if labels else [None] * k
+        for i, (chunk, y) in enumerate(zip(x.chunk(k), label_chunks)):
             last = i == k - 1
             sync = getattr(self._loss, "no_sync", None) if not last else None
             with sync() if sync is not None else nullcontext(), self.autocast():
-                loss, parts = self._loss(chunk)
+                loss, parts = self._loss(chunk, **({} if y is None else {"labels": y}))
                 (loss / k).backward()
             for name, value in {"loss": loss, **parts}.items():
                 value = value.detach() / k
@@ -346,21 +331,21 @@ class TorchTrainer:
             b.copy_(mean)
 
     @torch.no_grad()
-    def eval_step(self, batch: np.ndarray) -> Mapping[str, Any]:
-        x = self.generator.to_tensor(batch)
+    def eval_step(self, batch: Any) -> Mapping[str, Any]:
+        x, labels = self._inputs(batch)
         cuda = [self.generator.device] if self.generator.device.type == "cuda" else []
         # Evaluation draws from a forked RNG, so how often a run evaluates never changes
         # what it trains to (and a resumed run matches an uninterrupted one).
         with torch.random.fork_rng(devices=cuda):
-            return self._eval(x)
+            return self._eval(x, labels)
 
-    def _eval(self, x: torch.Tensor) -> Mapping[str, Any]:
+    def _eval(self, x: torch.Tensor, labels: dict[str, torch.Tensor]) -> Mapping[str, Any]:
         self.module.eval()
         try:
             custom = getattr(self.module, "evaluate", None)
             if custom is not None:  # models without a single loss (the GAN)
-                return custom(x)
-            loss, metrics = self.module.loss(x)
+                return custom(x, **labels)
+            loss, metrics = self.module.loss(x, **labels)
         finally:
             self.module.train()
         return {"loss": loss, **metrics}

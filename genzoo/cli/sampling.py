@@ -50,7 +50,12 @@ def settings_options(command: F) -> F:
               help="auto, cpu, cuda, cuda:N or mps (torch models).")
 @click.option("--interpolate", is_flag=True,
               help="Images: a latent interpolation strip from seed SEED to SEED+1 "
-                   "(N images) instead of a grid.")
+                   "(N images) instead of a grid; with --label A,B, from class A to class "
+                   "B at the latent of SEED.")
+@click.option("--label", "label", default=None, metavar="CLASS|all|A,B",
+              help="Conditional models: draw class CLASS (a number from 0); 'all': a grid "
+                   "with one labelled row of N images per class [N: 8]; A,B with "
+                   "--interpolate: from class A to class B.")
 @click.option("--prompt", default=None, help="Text: the text to continue [a newline].")
 @click.option("--max-new-tokens", type=click.IntRange(1, MAX_NEW_TOKENS), default=500,
               show_default=True,
@@ -64,7 +69,7 @@ def settings_options(command: F) -> F:
                    f"top_k setting, {TOP_K} by default].")
 @settings_options
 def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
-           interpolate: bool, prompt: str | None, max_new_tokens: int,
+           interpolate: bool, label: str | None, prompt: str | None, max_new_tokens: int,
            temperature: float | None, top_k: int | None, assignments: tuple[str, ...],
            weights: str) -> None:
     """Draw samples from a trained RUN: an image grid, or text streamed to the terminal.
@@ -74,6 +79,9 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
     \b
         genzoo sample runs/vae-torch-20261128-131650 --n 64 --seed 1 --out grid.png
         genzoo sample runs/gan-torch-20261128-140000 --interpolate --n 10
+        genzoo sample runs/cgan-torch-20261128-140000 --label 7 --n 16
+        genzoo sample runs/cgan-torch-20261128-140000 --label all
+        genzoo sample runs/cgan-torch-20261128-140000 --interpolate --label 3,8
         genzoo sample runs/transformer-torch-20261128-150000 --prompt "ROMEO:" \\
             --max-new-tokens 500 --temperature 0.8 --top-k 40
         genzoo sample runs/transformer-torch-20261128-150000 --set temperature=0 \\
@@ -82,9 +90,11 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
     from genzoo.rundir import RunDir
     from genzoo.settings import parse_settings, text_defaults
 
-    kind = RunDir(run).read_config()["data_info"]["kind"]  # errors before the framework loads
+    saved = RunDir(run).read_config()  # errors before the framework loads
+    kind = saved["data_info"]["kind"]
     if kind == "text" and interpolate:
         raise GenzooError("--interpolate applies to image models")
+    labels = _parse_label(label, saved, run, interpolate) if label is not None else None
     for name in ("prompt", "max_new_tokens", "temperature", "top_k"):
         if kind != "text" and given(name):
             raise GenzooError(f"--{name.replace('_', '-')} applies to text models")
@@ -117,13 +127,60 @@ def sample(run: Path, n: int | None, seed: int, out: Path | None, device: str,
 
     if interpolate:
         steps = n or 10
-        other = next_seed(seed)
-        out = out or Path(run) / f"interpolate-{seed}-{other}.png"
-        save_grid(out, generator.interpolate(seed, other, steps), ncol=steps)
+        if isinstance(labels, tuple):  # from one class to another, at one latent
+            out = out or Path(run) / f"interpolate-{seed}-label{labels[0]}-{labels[1]}.png"
+            strip = generator.interpolate(seed, seed, steps, labels=labels)
+        else:
+            other = next_seed(seed)
+            tag = "" if labels is None else f"-label{labels}"
+            out = out or Path(run) / f"interpolate-{seed}-{other}{tag}.png"
+            strip = generator.interpolate(seed, other, steps, labels=labels)
+        save_grid(out, strip, ncol=steps)
+    elif labels == "all":
+        from genzoo.conditioning import class_rows
+        from genzoo.imaging import save_class_grid
+
+        per, k = n or 8, generator.num_classes
+        out = out or Path(run) / f"sample-seed{seed}-classes.png"
+        images = generator.sample(per * k, seed=seed, labels=class_rows(k, per))
+        save_class_grid(out, images, list(generator.info.classes), per)
     else:
-        out = out or Path(run) / f"sample-seed{seed}.png"
-        save_grid(out, generator.sample(n or 64, seed=seed))
+        tag = "" if labels is None else f"-label{labels}"
+        out = out or Path(run) / f"sample-seed{seed}{tag}.png"
+        save_grid(out, generator.sample(n or 64, seed=seed, labels=labels))
     click.echo(str(out))
+
+
+def _parse_label(text: str, saved: dict[str, Any], run: Path,
+                 interpolate: bool) -> int | tuple[int, int] | str:
+    """``--label``: a class number, ``all``, or ``A,B`` with ``--interpolate``, checked
+    against the run's classes before the framework loads."""
+    from genzoo.conditioning import is_conditional
+
+    classes = saved["data_info"].get("classes", [])
+    if saved["data_info"]["kind"] != "image" or not is_conditional(saved["model_config"]):
+        raise GenzooError(f"--label: {run} is an unconditional model; it takes no labels "
+                          "(train it with --set conditional=true to draw chosen classes)")
+    text = text.strip()
+    if text.lower() == "all":
+        if interpolate:
+            raise GenzooError("--label all makes a grid; --interpolate takes one label or two "
+                              "(A,B)")
+        return "all"
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > 2 or (len(parts) == 2 and not interpolate):
+        raise GenzooError(f"--label {text}: give one class{', or two (A,B)' if interpolate else ''}"
+                          f"{'' if interpolate else ' (two, A,B, with --interpolate)'}")
+    found = []
+    for part in parts:
+        if not part.isdigit():
+            raise GenzooError(f"--label {text}: '{part}' is not a class number (0 to "
+                              f"{len(classes) - 1}) or 'all'")
+        if int(part) >= len(classes):
+            raise GenzooError(f"--label {part} is out of range: this model has {len(classes)} "
+                              f"classes, 0 to {len(classes) - 1}")
+        found.append(int(part))
+    return (found[0], found[1]) if len(found) == 2 else found[0]
 
 
 def _check_output_file(out: Path, suffix: str | None, run: Path | None = None) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from genzoo.conditioning import class_names, one_hot
 from genzoo.errors import DataError
 from genzoo.protocols import DataInfo
 
@@ -34,6 +36,8 @@ class ImageData:
         val_labels: the labels of ``val``, or ``None``.
         test_labels: the labels of ``test``, or ``None``.
         source: where the data came from (a path or a description), for ``meta.json``.
+        classes: the class names, in label order; empty: ``"0"``, ``"1"``, ... up to the
+            largest label (``info.classes``).
     """
 
     name: str
@@ -44,13 +48,25 @@ class ImageData:
     val_labels: np.ndarray | None = None
     test_labels: np.ndarray | None = None
     source: str = ""
+    classes: tuple[str, ...] = ()
     _checksum: str | None = field(default=None, init=False, repr=False)
 
     kind = "image"
 
     @property
     def info(self) -> DataInfo:
-        return DataInfo("image", tuple(int(d) for d in self.train.shape[1:]))
+        """Shape and, for labelled images, the class names (``num_classes`` reaches the
+        largest label of any split)."""
+        shape = tuple(int(d) for d in self.train.shape[1:])
+        if self.train_labels is None:
+            return DataInfo("image", shape)
+        found = class_names([self.train_labels, self.val_labels, self.test_labels])
+        names = self.classes if len(self.classes) >= len(found) else found
+        return DataInfo("image", shape, classes=tuple(names))
+
+    def labels_of(self, split: str) -> np.ndarray | None:
+        """The labels of ``"train"``, ``"val"`` or ``"test"`` (``None``: unlabelled)."""
+        return getattr(self, f"{split}_labels")
 
     @property
     def checksum(self) -> str:
@@ -70,24 +86,34 @@ class ImageData:
             raise ValueError(f"unknown split {name!r}")
         return getattr(self, name)
 
-    def train_batches(self, batch_size: int, seed: int) -> ImageBatches:
-        return ImageBatches(self.train, batch_size, seed, what=f"dataset '{self.name}'")
+    def train_batches(self, batch_size: int, seed: int, labelled: bool = False) -> ImageBatches:
+        """Training batches; ``labelled``: ``(images, one-hot labels)`` pairs, for a
+        conditional model."""
+        labels = None
+        if labelled:
+            assert self.train_labels is not None  # conditioning.check_labelled said so
+            labels = one_hot(self.train_labels, self.info.num_classes)
+        return ImageBatches(self.train, batch_size, seed, what=f"dataset '{self.name}'",
+                            labels=labels)
 
 
 class ImageBatches:
     """Shuffled mini-batches of an array, as a pure function of the step number.
 
     The last incomplete batch of each epoch is dropped, so every step sees
-    ``batch_size`` examples.
+    ``batch_size`` examples. With ``labels`` (one row per example), each batch is the
+    pair ``(x, labels)`` in the same order.
     """
 
-    def __init__(self, x: np.ndarray, batch_size: int, seed: int, what: str = "dataset"):
+    def __init__(self, x: np.ndarray, batch_size: int, seed: int, what: str = "dataset",
+                 labels: np.ndarray | None = None):
         if len(x) < batch_size:
             raise DataError(
                 f"{what} has {len(x)} training examples, fewer than one batch of "
                 f"{batch_size}; lower --batch-size"
             )
         self.x = x
+        self.labels = labels
         self.batch_size = batch_size
         self.seed = seed
         self.steps_per_epoch = len(x) // batch_size
@@ -101,14 +127,21 @@ class ImageBatches:
             self._epoch = epoch
         return self._order
 
-    def __call__(self, step: int) -> np.ndarray:
+    def __call__(self, step: int) -> Any:
         epoch, i = divmod(step, self.steps_per_epoch)
         idx = self.order(epoch)[i * self.batch_size : (i + 1) * self.batch_size]
+        if self.labels is not None:
+            return self.x[idx], self.labels[idx]
         return self.x[idx]
 
 
-def fixed_batches(x: np.ndarray, batch_size: int, limit: int = 0) -> Iterator[np.ndarray]:
-    """Consecutive batches of ``x`` in order (the last may be short); evaluation uses these."""
+def fixed_batches(x: np.ndarray, batch_size: int, limit: int = 0,
+                  labels: np.ndarray | None = None) -> Iterator[Any]:
+    """Consecutive batches of ``x`` in order (the last may be short); evaluation uses these.
+    With ``labels``, ``(x, labels)`` pairs."""
     n = len(x) if limit <= 0 else min(len(x), limit * batch_size)
     for start in range(0, n, batch_size):
-        yield x[start : start + batch_size]
+        if labels is not None:
+            yield x[start : start + batch_size], labels[start : start + batch_size]
+        else:
+            yield x[start : start + batch_size]

@@ -13,6 +13,10 @@ from genzoo.data.text import TextData, decode_utf8
 from genzoo.hookspecs import hookimpl
 from genzoo.registry import DatasetSpec
 
+DIGITS = tuple("0123456789")
+FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+           "Sneaker", "Bag", "Ankle boot")  # Xiao et al.'s names, in label order
+
 
 def python_docs_text() -> str:
     """CPython's reference text (``pydoc_data.topics``), topics in sorted order."""
@@ -22,11 +26,15 @@ def python_docs_text() -> str:
 
 
 def load_digits_spec(spec: DatasetSpec) -> ImageData:
-    return load_digits()
+    data = load_digits()
+    data.classes = spec.classes
+    return data
 
 
 def load_idx_spec(spec: DatasetSpec) -> ImageData:
-    return load_idx_dir(locate(spec.name, spec.folder, spec.files), spec.name)
+    data = load_idx_dir(locate(spec.name, spec.folder, spec.files), spec.name)
+    data.classes = spec.classes
+    return data
 
 
 def load_python_docs(spec: DatasetSpec) -> TextData:
@@ -44,20 +52,22 @@ DATASETS = (
     DatasetSpec(
         name="digits", kind="image", loader="genzoo.data.catalog:load_digits_spec",
         summary="scikit-learn's 1,797 handwritten digits, 8x8 grey (bundled, offline)",
-        shape=(8, 8, 1), offline=True,
+        shape=(8, 8, 1), offline=True, classes=DIGITS,
         source="scikit-learn (UCI optical recognition of handwritten digits)",
         license="CC BY 4.0; Alpaydin & Kaynak, UCI ML Repository (1998)",
     ),
     DatasetSpec(
         name="mnist", kind="image", loader="genzoo.data.catalog:load_idx_spec",
         summary="70,000 handwritten digits, 28x28 grey", shape=(28, 28, 1), files=IDX_FILES,
+        classes=DIGITS,
         source="LeCun, Cortes & Burges, the MNIST database (canonical IDX files)",
         license="CC BY-SA 3.0; LeCun et al. (1998)",
     ),
     DatasetSpec(
         name="fashion-mnist", kind="image", loader="genzoo.data.catalog:load_idx_spec",
         summary="70,000 Zalando article images in 10 classes, 28x28 grey", shape=(28, 28, 1),
-        files=IDX_FILES, source="Xiao, Rasul & Vollgraf (2017), zalandoresearch/fashion-mnist",
+        files=IDX_FILES, classes=FASHION,
+        source="Xiao, Rasul & Vollgraf (2017), zalandoresearch/fashion-mnist",
         license="MIT",
     ),
     DatasetSpec(

@@ -19,6 +19,8 @@ class GANConfig(ModelConfig):
     channels: int = 64  # dcgan: channels at half resolution (doubled at quarter resolution)
     d_dropout: float = 0.3  # dropout in the mlp discriminator
     leak: float = 0.2  # LeakyReLU slope
+    conditional: bool = False  # a cGAN: G(z, y), and a projection discriminator D(x, y)
+    aux_weight: float = 0.0  # cGAN: weight of the loss of a classifier on D's features
 
     def validate(self) -> None:
         require(self.latent_dim > 0, "latent_dim", "must be positive")
@@ -29,6 +31,9 @@ class GANConfig(ModelConfig):
         require(self.channels > 0, "channels", "must be positive")
         require(0 <= self.d_dropout < 1, "d_dropout", "must lie in [0, 1)")
         require(0 <= self.leak < 1, "leak", "must lie in [0, 1)")
+        require(self.aux_weight >= 0, "aux_weight", "must not be negative")
+        require(self.aux_weight == 0 or self.conditional, "aux_weight",
+                "needs conditional=true (the classifier learns the labels)")
 
 
 # Radford et al.'s optimiser settings for both networks: Adam, lr 2e-4, beta1 0.5.
@@ -46,3 +51,6 @@ PRESETS = {
              "d_hidden": (32,), "steps": 30, "batch_size": 32, "log_every": 10,
              "eval_every": 15, "checkpoint_every": 10},
 }
+# The conditional DCGAN: the label joins z at G's input; D projects it onto its features.
+PRESETS["cgan"] = {**PRESETS["dcgan"], "conditional": True, "aux_weight": 1.0}
+PRESETS["tiny-conditional"] = {**PRESETS["tiny"], "conditional": True, "aux_weight": 1.0}

@@ -9,7 +9,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from genzoo.backends.keras import value_and_grad
+from genzoo.backends.keras import unpack_inputs, value_and_grad
 from genzoo.errors import ConfigError
 from genzoo.protocols import DataInfo
 from genzoo_gan.config import GANConfig
@@ -27,9 +27,14 @@ def generator_loss(fake_logits: Any) -> Any:
     return ops.mean(ops.softplus(-fake_logits))
 
 
-def _generator(cfg: GANConfig, shape: tuple[int, ...]) -> keras.Model:
+def _generator(cfg: GANConfig, shape: tuple[int, ...], classes: int) -> keras.Model:
     h, w, c = shape
-    z = inputs = keras.Input((cfg.latent_dim,), name="g_input")
+    z = latent = keras.Input((cfg.latent_dim,), name="g_input")
+    inputs: Any = latent
+    if classes:  # a cGAN: the one-hot label beside z
+        label = keras.Input((classes,), name="g_labels")
+        inputs = [latent, label]
+        z = layers.Concatenate(name="g_with_label")([latent, label])
     if cfg.arch == "mlp":
         for i, width in enumerate(cfg.g_hidden):
             z = layers.Dense(width, name=f"g_dense{i}")(z)
@@ -51,8 +56,8 @@ def _generator(cfg: GANConfig, shape: tuple[int, ...]) -> keras.Model:
     return keras.Model(inputs, out, name="g_net")
 
 
-def _discriminator(cfg: GANConfig, shape: tuple[int, ...]) -> keras.Model:
-    x = inputs = keras.Input(shape, name="d_input")
+def _discriminator(cfg: GANConfig, shape: tuple[int, ...], classes: int) -> keras.Model:
+    x = image = keras.Input(shape, name="d_input")
     if cfg.arch == "mlp":
         x = layers.Flatten(name="d_flatten")(x)
         for i, width in enumerate(cfg.d_hidden):
@@ -64,14 +69,29 @@ def _discriminator(cfg: GANConfig, shape: tuple[int, ...]) -> keras.Model:
         x = layers.Conv2D(ch, 4, strides=2, padding="same", name="d_conv0")(x)
         x = layers.LeakyReLU(cfg.leak, name="d_act0")(x)
         x = layers.Conv2D(2 * ch, 4, strides=2, padding="same", name="d_conv1")(x)
-        x = layers.LeakyReLU(cfg.leak, name="d_act1")(x)
+        x = layers.LeakyReLU(cfg.leak, name="d_act1")(x)  # (B, H/4, W/4, 2ch)
         x = layers.Flatten(name="d_flatten")(x)
     logits = layers.Dense(1, name="d_logit")(x)  # (B, 1)
-    return keras.Model(inputs, logits, name="d_net")
+    if not classes:
+        return keras.Model(image, logits, name="d_net")
+    # A projection discriminator (Miyato & Koyama, 2018): psi(phi(x)) + <embed(y), phi(x)>,
+    # the embedding from zero (D starts as the unconditional one); with aux_weight, an
+    # auxiliary classifier on the same features (AC-GAN). See the torch GAN's Projection.
+    label = keras.Input((classes,), name="d_labels")
+    embedded = layers.Dense(x.shape[-1], use_bias=False, kernel_initializer="zeros",
+                            name="d_embed")(label)
+    projection = layers.Dot(axes=1, name="d_project")([embedded, x])  # (B, 1)
+    logits = layers.Add(name="d_logit_cond")([logits, projection])
+    if cfg.aux_weight:
+        class_logits = layers.Dense(classes, name="d_classify")(x)  # (B, K)
+        return keras.Model([image, label], [logits, class_logits], name="d_net")
+    return keras.Model([image, label], logits, name="d_net")
 
 
-def _stats(loss_d: Any, real_logits: Any, fake_logits: Any, loss_g: Any) -> dict[str, Any]:
-    return {
+def _stats(loss_d: Any, real_logits: Any, fake_logits: Any, loss_g: Any,
+           aux: Any = None) -> dict[str, Any]:
+    extra = {} if aux is None else {"loss_cls": aux}  # the classifier's, on real images
+    return {**extra,
         "loss_d": loss_d,
         "loss_g": loss_g,
         "d_real": ops.mean(ops.sigmoid(real_logits)),  # D(x)
@@ -89,23 +109,34 @@ class GAN(keras.Model):
         if config.arch == "dcgan" and (h % 4 or w % 4):
             raise ConfigError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
         self.config = config
-        self.g_net = _generator(config, info.shape)
-        self.d_net = _discriminator(config, info.shape)
+        classes = info.num_classes if config.conditional else 0
+        self.g_net = _generator(config, info.shape, classes)
+        self.d_net = _discriminator(config, info.shape, classes)
         self.seed_generator = keras.random.SeedGenerator(name="gan_seeds")
 
+    @staticmethod
+    def _with(x: Any, labels: Any) -> Any:
+        """A network's input: ``x`` alone, or ``[x, labels]`` for a cGAN."""
+        if labels is None:
+            return x
+        return [ops.convert_to_tensor(x, "float32"), ops.convert_to_tensor(labels, "float32")]
+
     def call(self, x: Any, training: bool = False) -> Any:
-        """D's logit that images ``x`` (NHWC in [0, 1]) are real."""
-        return self.d_net(x * 2.0 - 1.0, training=training)
+        """D's logit that images ``x`` (NHWC in [0, 1]) are real (a cGAN's ``x`` is the
+        pair ``(images, labels)``)."""
+        images, labels = unpack_inputs(x)
+        return self.judge(images * 2.0 - 1.0, labels, training)[0]
 
     def noise(self, n: int, seed: Any) -> Any:
         return keras.random.normal((n, self.config.latent_dim), seed=seed)
 
-    def render(self, z: Any) -> Any:
-        """Images NHWC in [0, 1] from latent vectors."""
-        return (self.g_net(z, training=False) + 1.0) / 2.0
+    def render(self, z: Any, labels: Any = None) -> Any:
+        """Images NHWC in [0, 1] from latent vectors (and a cGAN's one-hot labels)."""
+        return (self.g_net(self._with(z, labels), training=False) + 1.0) / 2.0
 
-    def sample(self, n: int, seed_generator: keras.random.SeedGenerator) -> Any:
-        return self.render(self.noise(n, seed_generator))
+    def sample(self, n: int, seed_generator: keras.random.SeedGenerator,
+               labels: Any = None) -> Any:
+        return self.render(self.noise(n, seed_generator), labels)
 
     # -- training --------------------------------------------------------------------------
     def configure_optimizers(self, make: Any) -> dict[str, keras.optimizers.Optimizer]:
@@ -118,28 +149,49 @@ class GAN(keras.Model):
         d_optimizer.build(self.d_net.trainable_variables)
         g_optimizer.build(self.g_net.trainable_variables)
 
-    def d_step(self, real: Any) -> tuple[Any, Any, Any]:
-        """Update D on a real batch and a generated one; G's weights do not move."""
-        fake = ops.stop_gradient(
-            self.g_net(self.noise(ops.shape(real)[0], self.seed_generator), training=True))
+    def judge(self, images: Any, labels: Any, training: bool) -> tuple[Any, Any]:
+        """D's logits ``(B, 1)`` and a cGAN's auxiliary class logits ``(B, K)`` (or ``None``)."""
+        out = self.d_net(self._with(images, labels), training=training)
+        return (out[0], out[1]) if isinstance(out, (list, tuple)) else (out, None)
+
+    @staticmethod
+    def _aux(classes: Any, labels: Any) -> Any:
+        """The auxiliary classifier's cross-entropy on the batch's classes (or ``None``)."""
+        if classes is None or labels is None:
+            return None
+        return ops.mean(ops.categorical_crossentropy(labels, classes, from_logits=True))
+
+    def d_step(self, real: Any, labels: Any = None) -> tuple[Any, Any, Any, Any]:
+        """Update D on a real batch and a generated one; G's weights do not move. A cGAN's
+        fakes are drawn for the real batch's labels."""
+        fake = ops.stop_gradient(self.g_net(
+            self._with(self.noise(ops.shape(real)[0], self.seed_generator), labels),
+            training=True))
 
         def loss_fn() -> tuple[Any, Any]:
-            real_logits = self.d_net(real, training=True)
-            fake_logits = self.d_net(fake, training=True)
-            return discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
+            real_logits, real_classes = self.judge(real, labels, training=True)
+            fake_logits, _ = self.judge(fake, labels, training=True)
+            loss = discriminator_loss(real_logits, fake_logits)
+            aux = self._aux(real_classes, labels)
+            if aux is not None:
+                loss = loss + self.config.aux_weight * aux
+            return loss, (real_logits, fake_logits, aux)
 
         variables = self.d_net.trainable_variables
-        loss, (real_logits, fake_logits), grads = value_and_grad(loss_fn, variables)
+        loss, (real_logits, fake_logits, aux), grads = value_and_grad(loss_fn, variables)
         self.d_optimizer.apply(grads, variables)
-        return loss, real_logits, fake_logits
+        return loss, real_logits, fake_logits, aux
 
-    def g_step(self, n: Any) -> Any:
+    def g_step(self, n: Any, labels: Any = None) -> Any:
         """Update G with fresh noise through D (whose weights this step does not move)."""
         z = self.noise(n, self.seed_generator)
 
         def loss_fn() -> tuple[Any, Any]:
-            return generator_loss(self.d_net(self.g_net(z, training=True),
-                                                     training=True)), None
+            fake = self.g_net(self._with(z, labels), training=True)
+            logits, classes = self.judge(fake, labels, training=True)
+            loss = generator_loss(logits)
+            aux = self._aux(classes, labels)  # AC-GAN: G is trained to be classified as y
+            return (loss if aux is None else loss + self.config.aux_weight * aux), None
 
         variables = self.g_net.trainable_variables
         loss, _, grads = value_and_grad(loss_fn, variables)
@@ -147,17 +199,22 @@ class GAN(keras.Model):
         return loss
 
     def train_step(self, data: Any) -> dict[str, Any]:
-        x = data[0] if isinstance(data, tuple) else data
+        x, labels = unpack_inputs(data)
         real = x * 2.0 - 1.0  # the data in [-1, 1], like G's tanh output
-        loss_d, real_logits, fake_logits = self.d_step(real)
-        loss_g = self.g_step(ops.shape(real)[0])
-        return _stats(loss_d, real_logits, fake_logits, loss_g)
+        loss_d, real_logits, fake_logits, aux = self.d_step(real, labels)
+        loss_g = self.g_step(ops.shape(real)[0], labels)
+        return _stats(loss_d, real_logits, fake_logits, loss_g, aux)
 
     def test_step(self, data: Any) -> dict[str, Any]:
-        x = data[0] if isinstance(data, tuple) else data
+        x, labels = unpack_inputs(data)
         real = x * 2.0 - 1.0
-        fake = self.g_net(self.noise(ops.shape(real)[0], EVAL_SEED), training=False)
-        real_logits = self.d_net(real, training=False)
-        fake_logits = self.d_net(fake, training=False)
-        return _stats(discriminator_loss(real_logits, fake_logits), real_logits, fake_logits,
-                      generator_loss(fake_logits))
+        fake = self.g_net(self._with(self.noise(ops.shape(real)[0], EVAL_SEED), labels),
+                          training=False)
+        real_logits, real_classes = self.judge(real, labels, training=False)
+        fake_logits, fake_classes = self.judge(fake, labels, training=False)
+        loss_d, loss_g = discriminator_loss(real_logits, fake_logits), generator_loss(fake_logits)
+        aux = self._aux(real_classes, labels)
+        if aux is not None:
+            loss_d = loss_d + self.config.aux_weight * aux
+            loss_g = loss_g + self.config.aux_weight * self._aux(fake_classes, labels)
+        return _stats(loss_d, real_logits, fake_logits, loss_g, aux)

@@ -30,9 +30,9 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
 
 
-def _mlp_generator(cfg: GANConfig, d: int) -> nn.Sequential:
+def _mlp_generator(cfg: GANConfig, d: int, classes: int) -> nn.Sequential:
     layers: list[nn.Module] = []
-    sizes = [cfg.latent_dim, *cfg.g_hidden]
+    sizes = [cfg.latent_dim + classes, *cfg.g_hidden]
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [nn.Linear(a, b), nn.LeakyReLU(cfg.leak)]
     return nn.Sequential(*layers, nn.Linear(sizes[-1], d), nn.Tanh())
@@ -46,10 +46,10 @@ def _mlp_discriminator(cfg: GANConfig, d: int) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(sizes[-1], 1))
 
 
-def _dcgan_generator(cfg: GANConfig, h: int, w: int, c: int) -> nn.Sequential:
+def _dcgan_generator(cfg: GANConfig, h: int, w: int, c: int, classes: int) -> nn.Sequential:
     ch = cfg.channels
     return nn.Sequential(
-        nn.Linear(cfg.latent_dim, 2 * ch * (h // 4) * (w // 4), bias=False),
+        nn.Linear(cfg.latent_dim + classes, 2 * ch * (h // 4) * (w // 4), bias=False),
         nn.BatchNorm1d(2 * ch * (h // 4) * (w // 4)), nn.ReLU(),
         nn.Unflatten(1, (2 * ch, h // 4, w // 4)),  # (B, 2ch, H/4, W/4)
         nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1, bias=False),
@@ -67,21 +67,55 @@ def _dcgan_discriminator(cfg: GANConfig, h: int, w: int, c: int) -> nn.Sequentia
     )
 
 
+class Projection(nn.Module):
+    """A projection discriminator (Miyato & Koyama, 2018): ``D(x, y) = psi(phi(x)) +
+    <embed(y), phi(x)>``, with ``phi`` all of D's network but its last (linear) layer
+    ``psi``: the label's embedding is a second, per-class linear head on the features.
+
+    Not a submodule of the GAN (its weights are D's and ``d_embed``, saved under those
+    names): only the forward pass that the trainer's data-parallel wrapper runs."""
+
+    def __init__(self, d_net: nn.Sequential, d_embed: nn.Linear, d_classify: nn.Linear | None):
+        super().__init__()
+        self.d_net, self.d_embed, self.d_classify = d_net, d_embed, d_classify
+
+    def forward(self, x: torch.Tensor,
+                labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's logits ``(B, 1)``, and the auxiliary classifier's ``(B, K)`` (or ``None``)."""
+        features = self.d_net[:-1](x)  # (B, F)
+        projection = (self.d_embed(labels.to(features.dtype)) * features).sum(1, keepdim=True)
+        classes = self.d_classify(features) if self.d_classify is not None else None
+        return self.d_net[-1](features) + projection, classes
+
+
 class GAN(nn.Module):
-    """G maps noise to images in [-1, 1]; D maps images to a logit of "real"."""
+    """G maps noise to images in [-1, 1]; D maps images to a logit of "real".
+
+    A cGAN (``conditional``) feeds G the one-hot label beside z and scores images with
+    a projection discriminator: the label's embedding is dotted with D's features."""
 
     def __init__(self, config: GANConfig, info: DataInfo):
         super().__init__()
         self.config = config
         self.shape = h, w, c = info.shape
+        classes = info.num_classes if config.conditional else 0
         if config.arch == "mlp":
-            self.g_net = _mlp_generator(config, h * w * c)
+            self.g_net = _mlp_generator(config, h * w * c, classes)
             self.d_net = _mlp_discriminator(config, h * w * c)
         else:
             if h % 4 or w % 4:
                 raise ConfigError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
-            self.g_net = _dcgan_generator(config, h, w, c)
+            self.g_net = _dcgan_generator(config, h, w, c, classes)
             self.d_net = _dcgan_discriminator(config, h, w, c)
+        self.projection: Projection | None = None
+        self.d_classify: nn.Linear | None = None
+        if classes:
+            features = int(self.d_net[-1].in_features)  # type: ignore[arg-type]
+            self.d_embed = nn.Linear(classes, features, bias=False)
+            nn.init.zeros_(self.d_embed.weight)  # D starts as the unconditional one
+            # AC-GAN's auxiliary classifier (Odena et al., 2017), on real images only.
+            self.d_classify = nn.Linear(features, classes) if config.aux_weight else None
+            self.__dict__["projection"] = Projection(self.d_net, self.d_embed, self.d_classify)
 
     @staticmethod
     def upgrade_state(tensors: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,17 +127,41 @@ class GAN(nn.Module):
         return out
 
     # -- the two networks on NHWC tensors in [-1, 1] -------------------------------------
-    def fake(self, z: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+    def fake(self, z: torch.Tensor, net: nn.Module | None = None,
+             labels: torch.Tensor | None = None) -> torch.Tensor:
         """``net`` replaces G's network: the trainer's data-parallel wrapper of it."""
+        if labels is not None:
+            z = torch.cat([z, labels.to(z.dtype)], dim=1)
         out = (net or self.g_net)(z)
         if self.config.arch == "dcgan":
             return out.permute(0, 2, 3, 1)  # NCHW -> NHWC
         return out.reshape(-1, *self.shape)
 
-    def discriminate(self, x: torch.Tensor, net: nn.Module | None = None) -> torch.Tensor:
+    def discriminate(self, x: torch.Tensor, net: nn.Module | None = None,
+                     labels: torch.Tensor | None = None) -> torch.Tensor:
+        """D's logits ``(B,)``; ``net``: D's network (or, for a cGAN, its ``Projection``)
+        as the trainer wraps it."""
+        return self.judge(x, net, labels)[0]
+
+    def judge(self, x: torch.Tensor, net: nn.Module | None = None,
+              labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's logits ``(B,)`` and a cGAN's auxiliary class logits ``(B, K)`` (or ``None``)."""
         if self.config.arch == "dcgan":
             x = x.permute(0, 3, 1, 2)
-        return (net or self.d_net)(x).squeeze(1)  # (B,) logits
+        if labels is not None:
+            logits, classes = (net or self.projection)(x, labels)  # type: ignore[misc]
+            return logits.squeeze(1), classes
+        return (net or self.d_net)(x).squeeze(1), None
+
+    def _aux(self, classes: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
+        """The auxiliary classifier's cross-entropy on the batch's classes (or ``None``)."""
+        if classes is None or labels is None:
+            return None
+        return F.cross_entropy(classes.float(), labels.argmax(1))
+
+    def _d_networks(self) -> list[nn.Module]:
+        extra = [self.d_embed] if self.projection is not None else []
+        return [self.d_net, *extra] + ([self.d_classify] if self.d_classify is not None else [])
 
     def noise(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
@@ -115,55 +173,81 @@ class GAN(nn.Module):
     # -- training --------------------------------------------------------------------------
     def configure_optimizers(self, make: Any) -> dict[str, torch.optim.Optimizer]:
         """One optimizer per network: a shared one would let each loss move both."""
-        return {"opt_d": make(self.d_net.parameters()),
-                "opt_g": make(self.g_net.parameters())}
+        d_params = [p for net in self._d_networks() for p in net.parameters()]
+        return {"opt_d": make(d_params), "opt_g": make(self.g_net.parameters())}
 
-    def d_step(self, real: torch.Tensor, trainer: Any) -> dict[str, torch.Tensor]:
-        """Update D on a real batch and a generated one; G's weights do not move."""
+    def d_step(self, real: torch.Tensor, trainer: Any,
+               labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Update D on a real batch and a generated one; G's weights do not move. A cGAN's
+        fakes are drawn for the real batch's labels, so D sees the same classes in both."""
         with torch.no_grad():
-            fake = self.fake(self.noise(len(real)))
-        d_net = trainer.parallel(self.d_net)  # DDP under torchrun
-        real_logits, fake_logits = self.discriminate(real, d_net), self.discriminate(fake, d_net)
+            fake = self.fake(self.noise(len(real)), labels=labels)
+        d_net = trainer.parallel(self.d_net if labels is None else self.projection)  # DDP
+        real_logits, real_classes = self.judge(real, d_net, labels)
+        fake_logits, _ = self.judge(fake, d_net, labels)
         loss = discriminator_loss(real_logits, fake_logits)
+        aux = self._aux(real_classes, labels)
+        if aux is not None:
+            loss = loss + self.config.aux_weight * aux
         trainer.backward(loss, trainer.optimizers["opt_d"])
-        return _stats(loss, real_logits.detach(), fake_logits.detach())
+        return _stats(loss, real_logits.detach(), fake_logits.detach(), aux)
 
-    def g_step(self, n: int, trainer: Any) -> torch.Tensor:
+    def g_step(self, n: int, trainer: Any, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Update G with fresh noise through a frozen D."""
-        self.d_net.requires_grad_(False)
+        for net in self._d_networks():
+            net.requires_grad_(False)
         try:
             g_net = trainer.parallel(self.g_net)  # DDP under torchrun
-            loss = generator_loss(self.discriminate(self.fake(self.noise(n), g_net)))
+            fake = self.fake(self.noise(n), g_net, labels)
+            logits, classes = self.judge(fake, labels=labels)
+            loss = generator_loss(logits)
+            aux = self._aux(classes, labels)  # AC-GAN: G is trained to be classified as y
+            if aux is not None:
+                loss = loss + self.config.aux_weight * aux
             trainer.backward(loss, trainer.optimizers["opt_g"])
         finally:
-            self.d_net.requires_grad_(True)
+            for net in self._d_networks():
+                net.requires_grad_(True)
         return loss.detach()
 
-    def train_step(self, x: torch.Tensor, trainer: Any) -> dict[str, torch.Tensor]:
+    def train_step(self, x: torch.Tensor, trainer: Any,
+                   labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         real = x * 2.0 - 1.0  # the data in [-1, 1], like G's tanh output
-        d = self.d_step(real, trainer)
-        return {"loss_d": d.pop("loss_d"), "loss_g": self.g_step(len(real), trainer), **d}
+        d = self.d_step(real, trainer, labels)
+        return {"loss_d": d.pop("loss_d"), "loss_g": self.g_step(len(real), trainer, labels),
+                **d}
 
-    def evaluate(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def evaluate(self, x: torch.Tensor,
+                 labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The training metrics on a validation batch, with fixed noise (no update)."""
         real = x * 2.0 - 1.0
         noise = torch.Generator(device=real.device).manual_seed(EVAL_SEED)
-        fake = self.fake(self.noise(len(real), noise))
-        real_logits, fake_logits = self.discriminate(real), self.discriminate(fake)
-        d = _stats(discriminator_loss(real_logits, fake_logits), real_logits, fake_logits)
-        return {"loss_d": d.pop("loss_d"), "loss_g": generator_loss(fake_logits), **d}
+        fake = self.fake(self.noise(len(real), noise), labels=labels)
+        real_logits, real_classes = self.judge(real, labels=labels)
+        fake_logits, fake_classes = self.judge(fake, labels=labels)
+        aux = self._aux(real_classes, labels)
+        loss_d = discriminator_loss(real_logits, fake_logits)
+        loss_g = generator_loss(fake_logits)
+        fake_aux = self._aux(fake_classes, labels)
+        if aux is not None and fake_aux is not None:
+            loss_d = loss_d + self.config.aux_weight * aux
+            loss_g = loss_g + self.config.aux_weight * fake_aux
+        d = _stats(loss_d, real_logits, fake_logits, aux)
+        return {"loss_d": d.pop("loss_d"), "loss_g": loss_g, **d}
 
-    def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
-        return self.render(self.noise(n, rng))
+    def sample(self, n: int, rng: torch.Generator,
+               labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.render(self.noise(n, rng), labels)
 
-    def render(self, z: torch.Tensor) -> torch.Tensor:
-        """Images NHWC in [0, 1] from latent vectors."""
-        return (self.fake(z) + 1.0) / 2.0
+    def render(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images NHWC in [0, 1] from latent vectors (and a cGAN's one-hot labels)."""
+        return (self.fake(z, labels=labels) + 1.0) / 2.0
 
 
-def _stats(loss_d: torch.Tensor, real_logits: torch.Tensor,
-           fake_logits: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {
+def _stats(loss_d: torch.Tensor, real_logits: torch.Tensor, fake_logits: torch.Tensor,
+           aux: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    extra = {} if aux is None else {"loss_cls": aux.detach()}  # the classifier's, on reals
+    return {**extra,
         "loss_d": loss_d.detach(),
         "d_real": torch.sigmoid(real_logits).mean(),  # D(x)
         "d_fake": torch.sigmoid(fake_logits).mean(),  # D(G(z))

@@ -22,6 +22,7 @@ class VAEConfig(ModelConfig):
     #                                       conv: one dense layer of hidden[0] units
     channels: int = 32  # conv: channels of the first convolution (doubled in the second)
     activation: Literal["relu", "elu", "gelu", "tanh"] = "relu"  # of every hidden layer
+    conditional: bool = False  # a cVAE: the class label into the encoder and the decoder
 
     def validate(self) -> None:
         require(self.latent_dim > 0, "latent_dim", "must be positive")
@@ -41,10 +42,14 @@ PRESETS = {
     # The default: a two-layer MLP; 10 epochs on MNIST reach about 96 nats.
     "mlp": {**_RECIPE, "arch": "mlp", "latent_dim": 32, "hidden": (512, 512)},
     "conv": {**_RECIPE, "arch": "conv", "latent_dim": 32, "hidden": (256,), "channels": 32},
+    # The conditional VAE (cVAE): the mlp preset with the label into encoder and decoder.
+    "cvae": {**_RECIPE, "arch": "mlp", "latent_dim": 32, "hidden": (512, 512),
+             "conditional": True},
     # Seconds on a laptop: for tests and smoke runs.
     "tiny": {"arch": "mlp", "latent_dim": 4, "hidden": (32,), "steps": 30, "batch_size": 32,
              "lr": 3e-3, "log_every": 10, "eval_every": 15, "checkpoint_every": 10},
 }
+PRESETS["tiny-conditional"] = {**PRESETS["tiny"], "conditional": True}
 
 
 def binarize(x: np.ndarray, seed: int = EVAL_BINARIZATION_SEED) -> np.ndarray:

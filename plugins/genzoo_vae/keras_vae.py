@@ -9,6 +9,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from genzoo.backends.keras import unpack_inputs
 from genzoo.errors import ConfigError
 from genzoo.protocols import DataInfo
 from genzoo_vae.config import VAEConfig, binarize
@@ -24,15 +25,25 @@ def bernoulli_nll(logits: Any, x: Any) -> Any:
     return ops.softplus(logits) - x * logits
 
 
-def _encoder(config: VAEConfig, shape: tuple[int, ...]) -> keras.Model:
+def _encoder(config: VAEConfig, shape: tuple[int, ...], classes: int) -> keras.Model:
     h, w, c = shape
-    x = inputs = keras.Input(shape, name="enc_input")
+    x = image = keras.Input(shape, name="enc_input")
+    inputs: Any = image
+    if classes:  # a cVAE: the one-hot label beside the pixels, or as K constant planes
+        label = keras.Input((classes,), name="enc_labels")
+        inputs = [image, label]
     if config.arch == "mlp":
         x = layers.Flatten(name="enc_flatten")(x)
+        if classes:
+            x = layers.Concatenate(name="enc_with_label")([x, label])
         for i, width in enumerate(config.hidden):
             x = layers.Dense(width, activation=config.activation, name=f"enc_dense{i}")(x)
     else:
         ch = config.channels
+        if classes:
+            planes = layers.Reshape((1, 1, classes), name="enc_label_planes")(label)
+            planes = layers.UpSampling2D((h, w), name="enc_label_tile")(planes)
+            x = layers.Concatenate(name="enc_with_label")([x, planes])
         x = layers.Conv2D(ch, 3, strides=2, padding="same", activation=config.activation, name="enc_conv0")(x)
         x = layers.Conv2D(2 * ch, 3, strides=2, padding="same", activation=config.activation,
                           name="enc_conv1")(x)  # (B, H/4, W/4, 2ch)
@@ -42,17 +53,27 @@ def _encoder(config: VAEConfig, shape: tuple[int, ...]) -> keras.Model:
     return keras.Model(inputs, stats, name="encoder")
 
 
-def _decoder(config: VAEConfig, shape: tuple[int, ...]) -> keras.Model:
+def _decoder(config: VAEConfig, shape: tuple[int, ...], classes: int) -> keras.Model:
     h, w, c = shape
-    z = inputs = keras.Input((config.latent_dim,), name="dec_input")
+    z = latent = keras.Input((config.latent_dim,), name="dec_input")
+    inputs: Any = latent
+    if classes:  # a cVAE: the one-hot label beside z (beside every layer's input, mlp)
+        label = keras.Input((classes,), name="dec_labels")
+        inputs = [latent, label]
+
+    def with_label(x: Any, i: int) -> Any:
+        return layers.Concatenate(name=f"dec_with_label{i}")([x, label]) if classes else x
+
     if config.arch == "mlp":
         for i, width in enumerate(config.hidden[::-1]):
-            z = layers.Dense(width, activation=config.activation, name=f"dec_dense{i}")(z)
-        z = layers.Dense(h * w * c, name="dec_logits")(z)
+            z = layers.Dense(width, activation=config.activation,
+                             name=f"dec_dense{i}")(with_label(z, i))
+        z = layers.Dense(h * w * c, name="dec_logits")(with_label(z, len(config.hidden)))
         logits = layers.Reshape(shape, name="dec_reshape")(z)
     else:
         ch = config.channels
-        z = layers.Dense(config.hidden[0], activation=config.activation, name="dec_dense0")(z)
+        z = layers.Dense(config.hidden[0], activation=config.activation,
+                         name="dec_dense0")(with_label(z, 0))
         z = layers.Dense(2 * ch * (h // 4) * (w // 4), activation=config.activation, name="dec_dense1")(z)
         z = layers.Reshape((h // 4, w // 4, 2 * ch), name="dec_reshape")(z)
         z = layers.Conv2DTranspose(ch, 4, strides=2, padding="same", activation=config.activation,
@@ -71,20 +92,28 @@ class VAE(keras.Model):
         if config.arch == "conv" and (h % 4 or w % 4):
             raise ConfigError(f"the conv VAE needs image sides divisible by 4, got {h}x{w}")
         self.config = config
-        self.encoder = _encoder(config, info.shape)
-        self.decoder = _decoder(config, info.shape)
+        self.classes = info.num_classes if config.conditional else 0
+        self.encoder = _encoder(config, info.shape, self.classes)
+        self.decoder = _decoder(config, info.shape, self.classes)
         self.seed_generator = keras.random.SeedGenerator(name="vae_seeds")
         self.recon_tracker = keras.metrics.Mean(name="recon")
         self.kl_tracker = keras.metrics.Mean(name="kl")
 
+    def _with(self, x: Any, labels: Any) -> Any:
+        """A network's input: ``x`` alone, or ``[x, labels]`` for a cVAE."""
+        if labels is None:
+            return x
+        return [ops.convert_to_tensor(x, "float32"), ops.convert_to_tensor(labels, "float32")]
+
     def call(self, x: Any, training: bool = False) -> tuple[Any, Any, Any, Any]:
+        x, labels = unpack_inputs(x)  # a cVAE's input is (images, one-hot labels)
         if training:  # dynamic binarisation: a fresh binary image every step
             u = keras.random.uniform(ops.shape(x), seed=self.seed_generator)
             x = ops.cast(u < x, "float32")
-        mu, logvar = ops.split(self.encoder(x), 2, axis=-1)  # (B, k) each
+        mu, logvar = ops.split(self.encoder(self._with(x, labels)), 2, axis=-1)  # (B, k) each
         eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
         z = mu + ops.exp(0.5 * logvar) * eps  # reparameterisation
-        return x, mu, logvar, self.decoder(z)
+        return x, mu, logvar, self.decoder(self._with(z, labels))
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,
                      sample_weight: Any = None, training: bool = True) -> Any:
@@ -101,29 +130,33 @@ class VAE(keras.Model):
         """z ~ N(0, I), the prior."""
         return keras.random.normal((n, self.config.latent_dim), seed=seed)
 
-    def render(self, z: Any) -> Any:
-        """Bernoulli means of p(x|z): NHWC in [0, 1]."""
-        return ops.sigmoid(self.decoder(z))
+    def render(self, z: Any, labels: Any = None) -> Any:
+        """Bernoulli means of p(x|z) (p(x|z, y)): NHWC in [0, 1]."""
+        return ops.sigmoid(self.decoder(self._with(z, labels)))
 
-    def sample(self, n: int, seed_generator: keras.random.SeedGenerator) -> Any:
-        return self.render(self.noise(n, seed_generator))
+    def sample(self, n: int, seed_generator: keras.random.SeedGenerator,
+               labels: Any = None) -> Any:
+        return self.render(self.noise(n, seed_generator), labels)
 
     @staticmethod
     def prepare_eval(x: np.ndarray) -> np.ndarray:
         return binarize(x)
 
-    def log_weights(self, x: Any, k: int, seed: Any) -> Any:
+    def log_weights(self, x: Any, k: int, seed: Any, labels: Any = None) -> Any:
         """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): shape (k, B).
 
         Their log-mean-exp is the k-sample importance-weighted bound on log p(x)
-        (Burda et al., 2016); with k = 1 it is the ELBO.
+        (Burda et al., 2016); with k = 1 it is the ELBO. A cVAE's are of p(x | y).
         """
         x = ops.convert_to_tensor(x)
-        mu, logvar = ops.split(self.encoder(x), 2, axis=-1)  # (B, d) each
+        mu, logvar = ops.split(self.encoder(self._with(x, labels)), 2, axis=-1)  # (B, d) each
         eps = keras.random.normal((k, *ops.shape(mu)), seed=seed)
         z = mu + ops.exp(0.5 * logvar) * eps  # (k, B, d)
         b, d = ops.shape(mu)
-        logits = ops.reshape(self.decoder(ops.reshape(z, (k * b, d))), (k, b, -1))
+        tiled = None if labels is None else ops.tile(ops.convert_to_tensor(labels, "float32"),
+                                                     (k, 1))  # row i*B + b: labels[b]
+        logits = ops.reshape(self.decoder(self._with(ops.reshape(z, (k * b, d)), tiled)),
+                             (k, b, -1))
         log_px_z = -ops.sum(bernoulli_nll(logits, ops.reshape(x, (1, b, -1))), axis=2)
         log_pz = -0.5 * ops.sum(ops.square(z) + math.log(2 * math.pi), axis=2)
         log_qz = -0.5 * ops.sum(ops.square(eps) + logvar + math.log(2 * math.pi), axis=2)

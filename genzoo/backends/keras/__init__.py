@@ -13,6 +13,11 @@ stable across processes), and:
   ``value_and_grad()``;
 - optionally ``render(z)`` and ``noise(n, seed_generator)`` for latent interpolation.
 
+A conditional model (``genzoo.conditioning``) receives the pair ``(images, labels)`` as
+its input ``x`` in training and evaluation (``unpack_inputs`` takes it apart), labels as
+one-hot float32 rows ``(n, num_classes)``, and ``labels=`` as a keyword argument of
+``sample`` and ``render``.
+
 Randomness inside a model must come from a ``keras.random.SeedGenerator`` attribute:
 its state is saved in checkpoints, which makes resumed runs exact.
 
@@ -40,8 +45,22 @@ from genzoo.protocols import DataInfo
 from genzoo.specs import ModelSpec, import_object
 
 __all__ = ["KerasGenerator", "KerasTextGenerator", "KerasTrainer", "accelerators", "build",
-           "graph_function", "make_optimizer", "make_trainer", "strategy", "value_and_grad",
-           "versions"]
+           "graph_function", "make_optimizer", "make_trainer", "strategy", "unpack_inputs",
+           "value_and_grad", "versions"]
+
+
+def unpack_inputs(data: Any) -> tuple[Any, Any]:
+    """``(images, labels)`` from what Keras hands ``call``, ``train_step`` or
+    ``test_step``: a batch, ``(x, y, sample_weight)``, or a conditional model's
+    ``(images, labels)`` pair; ``labels`` is ``None`` for an unconditional batch."""
+    if isinstance(data, tuple) and len(data) == 3 and data[1] is None and data[2] is None:
+        data = data[0]  # Keras's (x, y, sample_weight) around the input
+    elif isinstance(data, tuple) and len(data) == 1:
+        data = data[0]
+    if isinstance(data, (tuple, list)):
+        images, labels = data
+        return images, labels
+    return data, None
 
 
 def build(spec: ModelSpec, config: Any, info: DataInfo, *, seed: int,

@@ -11,7 +11,8 @@ import keras
 import numpy as np
 
 from genzoo.backends.common import (valid_interpolate_args, valid_sample_args, check_state_matches,
-                                    describe, random_seed, slerp)
+                                    describe, num_classes, random_seed, sample_conditions,
+                                    slerp, strip_labels)
 from genzoo.backends.text import TextSampling
 from genzoo.errors import CheckpointError
 from genzoo.protocols import DataInfo
@@ -40,21 +41,32 @@ class KerasGenerator:
 
     __repr__ = describe
 
-    def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
+    @property
+    def num_classes(self) -> int:
+        """The classes a conditional model draws; 0 for an unconditional one."""
+        return num_classes(self)
+
+    def sample(self, n: int, *, seed: int | None = None, labels: Any = None) -> np.ndarray:
         n, seed = valid_sample_args(n, seed)
-        seeds = keras.random.SeedGenerator(random_seed() if seed is None else seed)
+        seed = random_seed() if seed is None else seed
+        rows = sample_conditions(self, n, seed, labels)
+        seeds = keras.random.SeedGenerator(seed)
         with _no_grad():
-            out = self.model.sample(n, seeds)
+            out = self.model.sample(n, seeds, **({} if rows is None else {"labels": rows}))
             return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
 
-    def interpolate(self, seed_a: int, seed_b: int, steps: int) -> np.ndarray:
-        """Images along the arc between the latents of two seeds (their first samples)."""
+    def interpolate(self, seed_a: int, seed_b: int, steps: int, *,
+                    labels: Any = None) -> np.ndarray:
+        """Images along the arc between the latents of two seeds (their first samples);
+        ``labels`` as in the torch backend's ``interpolate``."""
         seed_a, seed_b, steps = valid_interpolate_args(self.model, self.spec.name, seed_a, seed_b,
                                                   steps)
+        rows = strip_labels(self, seed_a, steps, labels)
         with _no_grad():
             ends = [keras.ops.convert_to_numpy(self.model.noise(1, keras.random.SeedGenerator(s)))
                     for s in (seed_a, seed_b)]
-            out = self.model.render(slerp(ends[0], ends[1], steps))
+            out = self.model.render(slerp(ends[0], ends[1], steps),
+                                    **({} if rows is None else {"labels": rows}))
             return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
 
     def _weights(self) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 
 from genzoo.backends import KERAS_MULTIPROCESS
 from genzoo.distributed import all_average
@@ -144,9 +143,11 @@ def train_on_replicas(model: keras.Model, strategy: Any, batch: Any,
     (``train_on_batch`` would hand every replica the whole batch)."""
     import tensorflow as tf
 
-    shards = np.split(np.asarray(batch), replicas)
+    from genzoo.conditioning import split_batch
+
+    shards = split_batch(batch, replicas)  # an array's, or an (images, labels) pair's
     per_replica = strategy.experimental_distribute_values_from_function(
-        lambda ctx: tf.constant(shards[ctx.replica_id_in_sync_group]))
+        lambda ctx: tf.nest.map_structure(tf.constant, shards[ctx.replica_id_in_sync_group]))
     model.make_train_function()
     model.reset_metrics()
     logs = model.train_function(iter([(per_replica, None, None)]))

@@ -16,6 +16,7 @@ from genzoo.backends.keras.private import (average_before_apply, combine_across_
                                            distinct_rank_streams, distinct_replica_streams,
                                            scale_losses_for_replicas, train_on_replicas,
                                            train_without_sync)
+from genzoo.conditioning import split_batch
 from genzoo.config import TrainConfig
 from genzoo.distributed import world
 from genzoo.errors import ConfigError
@@ -88,7 +89,7 @@ class KerasTrainer:
         if k == 1:
             return self._call(batch)
         totals: dict[str, Any] = {}
-        for chunk in np.split(np.asarray(batch), k):  # the optimizer steps on the last
+        for chunk in split_batch(batch, k):  # the optimizer steps on the last
             for name, value in self._call(chunk).items():
                 totals[name] = totals[name] + value / k if name in totals else value / k
         return totals
