@@ -121,7 +121,7 @@ def test_a_training_field_is_refused_in_one_line_naming_the_settings(gpt_run, va
                       "'n_layer' is fixed when the model is trained", settings)
     _one_line_refusal(run_genzoo("eval", str(gpt_run), "--set", "lr=0.1"), "'lr'", settings)
     _one_line_refusal(run_genzoo("sample", str(vae_run), "--set", "latent_dim=8"),
-                      "VAEConfig has no settings that may be set after training")
+                      "'latent_dim' is fixed when the model is trained", "temperature")
     _one_line_refusal(run_genzoo("sample", str(gpt_run), "--temperature", "1",
                                  "--set", "temperature=0"), "the same setting")
     assert (gpt_run / "eval.json").exists() == evaluated  # refused before it was written

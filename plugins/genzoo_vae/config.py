@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -23,12 +23,16 @@ class VAEConfig(ModelConfig):
     channels: int = 32  # conv: channels of the first convolution (doubled in the second)
     activation: Literal["relu", "elu", "gelu", "tanh"] = "relu"  # of every hidden layer
     conditional: bool = False  # a cVAE: the class label into the encoder and the decoder
+    temperature: float = 1.0  # sampling: z ~ N(0, temperature² I); below 1: cleaner, less varied
+
+    SAMPLING: ClassVar[tuple[str, ...]] = ("temperature",)
 
     def validate(self) -> None:
         require(self.latent_dim > 0, "latent_dim", "must be positive")
         require(len(self.hidden) > 0 and all(h > 0 for h in self.hidden), "hidden",
                 "must be a non-empty list of positive widths")
         require(self.channels > 0, "channels", "must be positive")
+        require(0 < self.temperature <= 10, "temperature", "must lie in (0, 10]")
 
 
 # The training recipe shared by the full-size presets: ELU layers, a 200-step warm-up to

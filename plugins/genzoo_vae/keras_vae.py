@@ -127,8 +127,9 @@ class VAE(keras.Model):
         return recon + kl
 
     def noise(self, n: int, seed: Any) -> Any:
-        """z ~ N(0, I), the prior."""
-        return keras.random.normal((n, self.config.latent_dim), seed=seed)
+        """z ~ N(0, I), the prior, scaled by the sampling ``temperature`` (1: the prior)."""
+        z = keras.random.normal((n, self.config.latent_dim), seed=seed)
+        return z if self.config.temperature == 1 else z * self.config.temperature
 
     def render(self, z: Any, labels: Any = None) -> Any:
         """Bernoulli means of p(x|z) (p(x|z, y)): NHWC in [0, 1]."""

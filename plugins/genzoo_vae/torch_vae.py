@@ -114,8 +114,9 @@ class VAE(nn.Module):
         return recon + kl, {"recon": recon, "kl": kl}
 
     def noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
-        """z ~ N(0, I), the prior."""
-        return torch.randn(n, self.config.latent_dim, generator=rng, device=rng.device)
+        """z ~ N(0, I), the prior, scaled by the sampling ``temperature`` (1: the prior)."""
+        z = torch.randn(n, self.config.latent_dim, generator=rng, device=rng.device)
+        return z if self.config.temperature == 1 else z * self.config.temperature
 
     def render(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Bernoulli means of p(x|z) (p(x|z, y)): NHWC in [0, 1]."""
