@@ -285,7 +285,7 @@ def test_conditional_sample_throughput(benchmark, name: str, backend: str, devic
     data = "digits" if SMOKE else "mnist"
     models = {"plain": genzoo.create(name, backend, plain, data=data, device=device),
               "conditional": genzoo.create(name, backend, conditional, data=data, device=device)}
-    n = 16 if SMOKE else 256
+    n = 16 if SMOKE else 1024
     labels = np.arange(n) % models["conditional"].num_classes
     calls = {"plain": lambda: models["plain"].sample(n, seed=0),
              "conditional": lambda: models["conditional"].sample(n, seed=0, labels=labels)}
@@ -297,12 +297,12 @@ def test_conditional_sample_throughput(benchmark, name: str, backend: str, devic
         order = list(calls.items())
         for key, call in order if len(times["plain"]) % 2 == 0 else order[::-1]:
             t0 = time.perf_counter()
-            for _ in range(1 if SMOKE else 5):
+            for _ in range(1 if SMOKE else 10):
                 call()
             _sync(device)
             times[key].append(time.perf_counter() - t0)
 
-    benchmark.pedantic(both, rounds=ROUNDS, iterations=1)
+    benchmark.pedantic(both, rounds=2 * ROUNDS, iterations=1)
     ratio = float(np.median(times["plain"]) / np.median(times["conditional"]))
     benchmark.extra_info.update(conditional_over_unconditional=ratio)
     record(f"{name} {backend} {device}: conditional / unconditional sampling throughput",

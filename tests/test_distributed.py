@@ -285,3 +285,21 @@ def test_distributed_settings_are_checked(monkeypatch) -> None:
         with pytest.raises(ConfigError, match="GENZOO_DIST_TIMEOUT must be a number of "
                                               "seconds above 0"):
             distributed.timeout_s()
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_conditional_models_train_data_parallel(model, script, tmp_path) -> None:
+    """Each rank takes the same rows of the images and of their labels: two processes
+    end with identical weights, and the cVAE where one process does."""
+    two = tmp_path / "two"
+    result = torchrun(script, str(two), model, "20", "tiny-conditional")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = load_tensors(two / "rank0.safetensors"), load_tensors(two / "rank1.safetensors")
+    assert _max_diff(rank0, rank1) == 0.0
+    wrapped = json.loads((two / "ddp0.json").read_text())
+    assert wrapped == (["_Loss"] if model == "vae" else ["Projection", "Sequential"])
+    if model == "vae":
+        one = run_genzoo("train", model, "--preset", "tiny-conditional", "--steps", "20",
+                         "--out", str(tmp_path / "one"))
+        assert one.returncode == 0, one.stderr
+        assert _max_diff(rank0, load_tensors(tmp_path / "one" / "model.safetensors")) < 1e-5
