@@ -95,40 +95,103 @@ def test_keras_each_step_moves_only_its_own_network() -> None:
 B = 0.7  # with every weight zero, D's logit is its output bias for any image
 
 
-def _expected() -> tuple[float, float]:
+def _expected(kind: str) -> tuple[float, float]:
+    if kind == "hinge":  # max(0, 1 - B) + max(0, 1 + B), and -B
+        return max(0.0, 1 - B) + max(0.0, 1 + B), -B
     return _softplus(-B) + _softplus(B), _softplus(-B)
 
 
-def test_torch_losses_on_a_hand_computed_case() -> None:
+@pytest.mark.parametrize("kind", ["bce", "hinge"])
+def test_torch_losses_on_a_hand_computed_case(kind: str) -> None:
     import torch
 
     from genzoo_gan.torch_gan import GAN
 
-    net = GAN(GANConfig(arch="mlp", latent_dim=4, g_hidden=(8,), d_hidden=(8,)),
+    net = GAN(GANConfig(arch="mlp", latent_dim=4, g_hidden=(8,), d_hidden=(8,), loss=kind),
               DataInfo("image", (4, 4, 1))).eval()
     with torch.no_grad():
         for p in net.parameters():
             p.zero_()
         net.d_net[-1].bias.fill_(B)
         metrics = net.evaluate(torch.rand(5, 4, 4, 1))
-    loss_d, loss_g = _expected()
+    loss_d, loss_g = _expected(kind)
     assert metrics["loss_d"].item() == pytest.approx(loss_d, rel=1e-6)
     assert metrics["loss_g"].item() == pytest.approx(loss_g, rel=1e-6)
     assert metrics["d_fake"].item() == pytest.approx(1 / (1 + math.exp(-B)), rel=1e-6)
 
 
-def test_keras_losses_on_a_hand_computed_case() -> None:
+@pytest.mark.parametrize("kind", ["bce", "hinge"])
+def test_keras_losses_on_a_hand_computed_case(kind: str) -> None:
     from genzoo_gan.keras_gan import GAN
 
-    model = GAN(GANConfig(arch="mlp", latent_dim=4, g_hidden=(8,), d_hidden=(8,)),
+    model = GAN(GANConfig(arch="mlp", latent_dim=4, g_hidden=(8,), d_hidden=(8,), loss=kind),
                 DataInfo("image", (4, 4, 1)))
     for v in model.weights:
         v.assign(np.zeros(v.shape, "float32"))
     model.d_net.get_layer("d_logit").bias.assign(np.array([B], "float32"))
     metrics = model.test_step(np.random.default_rng(0).random((5, 4, 4, 1), dtype=np.float32))
-    loss_d, loss_g = _expected()
+    loss_d, loss_g = _expected(kind)
     assert float(metrics["loss_d"]) == pytest.approx(loss_d, rel=1e-6)
     assert float(metrics["loss_g"]) == pytest.approx(loss_g, rel=1e-6)
+
+
+KERNEL = np.random.default_rng(3).standard_normal((12, 5)).astype(np.float32)  # (in, out)
+
+
+def test_torch_spectral_norm_divides_by_the_largest_singular_value() -> None:
+    import torch
+
+    from genzoo_gan.torch_gan import _spectral
+
+    net = _spectral(torch.nn.Sequential(torch.nn.Linear(12, 5)))
+    with torch.no_grad():
+        net[0].parametrizations.weight.original.copy_(torch.from_numpy(KERNEL.T))
+    for _ in range(50):  # power iterations, one per training call
+        net(torch.zeros(1, 12))
+    normalized = net[0].weight.detach().numpy()
+    assert np.linalg.svd(normalized, compute_uv=False)[0] == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(normalized, KERNEL.T / np.linalg.svd(KERNEL, compute_uv=False)[0],
+                               atol=1e-5)
+
+
+def test_keras_spectral_norm_divides_by_the_largest_singular_value() -> None:
+    from keras import ops
+
+    from genzoo_gan.keras_gan import SpectralConv2D, SpectralDense
+
+    dense = SpectralDense(5)
+    dense.build((None, 12))
+    dense.kernel.assign(KERNEL)
+    for _ in range(50):
+        dense(np.zeros((1, 12), "float32"), training=True)
+    normalized = ops.convert_to_numpy(dense.normalized_kernel(False))
+    np.testing.assert_allclose(normalized, KERNEL / np.linalg.svd(KERNEL, compute_uv=False)[0],
+                               atol=1e-5)
+    before = ops.convert_to_numpy(dense.sn_u).copy()
+    dense(np.zeros((1, 12), "float32"), training=False)  # inference leaves the estimate
+    np.testing.assert_array_equal(ops.convert_to_numpy(dense.sn_u), before)
+    conv = SpectralConv2D(4, 3, padding="same")
+    x = np.random.default_rng(1).random((2, 6, 6, 3), dtype=np.float32)
+    for _ in range(50):
+        conv(x, training=True)
+    kernel = ops.convert_to_numpy(conv.normalized_kernel(False)).reshape(-1, 4)
+    assert np.linalg.svd(kernel, compute_uv=False)[0] == pytest.approx(1.0, abs=1e-4)
+    plain = ops.convert_to_numpy(ops.conv(x, conv.normalized_kernel(False), padding="same"))
+    np.testing.assert_allclose(ops.convert_to_numpy(conv(x)), plain
+                               + ops.convert_to_numpy(conv.bias), atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_d_lr_scale_gives_the_discriminator_its_own_learning_rate(backend: str) -> None:
+    gen = genzoo.create("gan", backend, "tiny", data="mnist", d_lr_scale=4.0)
+    trainer = get_backend(backend).make_trainer(gen, TrainConfig(steps=1, lr=1e-3))
+    trainer.set_lr(5e-4)  # the schedule's rate: D's stays four times G's
+    if backend == "torch":
+        lrs = {k: [g["lr"] for g in o.param_groups] for k, o in trainer.optimizers.items()}
+        assert lrs == {"opt_d": pytest.approx([2e-3, 2e-3]), "opt_g": pytest.approx([5e-4, 5e-4])}
+    else:
+        lrs = {k: float(o.learning_rate) for k, o in trainer.optimizers.items()}
+        assert lrs == {"d_optimizer": pytest.approx(2e-3), "g_optimizer": pytest.approx(5e-4)}
 
 
 def _d_only_accuracy(backend: str, steps: int) -> float:
@@ -170,3 +233,28 @@ def test_a_short_mnist_run_keeps_the_discriminator_from_winning(backend, tmp_pat
     assert control > 0.99, control
     assert late < 0.95, accuracy
     assert max(accuracy) > 0.5, accuracy  # D does learn to spot fakes
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_the_modern_options_train_and_resume_bitwise(backend: str, tmp_path) -> None:
+    """Spectral normalisation's estimates, the hinge loss and D's own learning rate survive
+    a resume: 10 + 10 steps end where 20 straight ones do, EMA weights included."""
+    import shutil
+
+    from genzoo.checkpoint import checkpoint_name, load_tensors
+
+    options = {"loss": "hinge", "spectral_norm": True, "d_lr_scale": 2.0, "ema_decay": 0.9}
+    runs = {}
+    for name in ("straight", "resumed"):
+        runs[name] = tmp_path / name
+        genzoo.train("gan", backend, "tiny", data="digits", out=runs[name], steps=20,
+                     checkpoint_every=10, keep_checkpoints=5, **options)
+    cut = runs["resumed"]
+    shutil.rmtree(cut / "checkpoints" / checkpoint_name(20))
+    (cut / "checkpoints" / "latest").write_text(checkpoint_name(10) + "\n")
+    (cut / "model.safetensors").unlink()
+    genzoo.resume(cut)
+    before, after = (load_tensors(p / "model.safetensors") for p in runs.values())
+    assert any("sn_u" in k or "_u" in k for k in before)  # the power iteration's state
+    assert before.keys() == after.keys()
+    assert all(np.array_equal(before[k], after[k]) for k in before)

@@ -187,7 +187,8 @@ class TorchTrainer:
         self.cfg = cfg
         configure = getattr(self.module, "configure_optimizers", None)
         if configure is not None:
-            self.optimizers = dict(configure(lambda params: make_optimizer(params, cfg)))
+            self.optimizers = dict(configure(
+                lambda params, lr_scale=1.0: make_optimizer(params, cfg, lr_scale)))
         else:
             self.optimizers = {"opt": make_optimizer(self.module.parameters(), cfg)}
         self._custom_step: Callable[..., Mapping[str, Any]] | None = getattr(
@@ -359,7 +360,7 @@ class TorchTrainer:
     def set_lr(self, lr: float) -> None:
         for opt in self.optimizers.values():
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
 
     # -- checkpoint state ------------------------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

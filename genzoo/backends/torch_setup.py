@@ -37,16 +37,21 @@ def versions() -> dict[str, str]:
     return {"torch": torch.__version__}
 
 
-def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[torch.nn.Parameter], cfg: TrainConfig,
+                   lr_scale: float = 1.0) -> torch.optim.Optimizer:
     """Adam or AdamW with the config's betas; weight decay on matrices only.
 
     Biases, norms' scales and other vectors are not decayed (nanoGPT's convention).
+    ``lr_scale`` multiplies the run's learning rate (and its schedule) for this optimizer
+    alone: the GAN's two time-scale updates.
     """
     params = [p for p in params if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay,
+               "lr_scale": lr_scale},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0,
+               "lr_scale": lr_scale}]
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    return cls(groups, lr=cfg.lr * lr_scale, betas=(cfg.beta1, cfg.beta2))
 
 
 def _no_buffer_sync() -> dict[str, Any]:

@@ -21,6 +21,9 @@ class GANConfig(ModelConfig):
     leak: float = 0.2  # LeakyReLU slope
     conditional: bool = False  # a cGAN: G(z, y), and a projection discriminator D(x, y)
     aux_weight: float = 0.0  # cGAN: weight of the loss of a classifier on D's features
+    loss: Literal["bce", "hinge"] = "bce"  # non-saturating cross-entropy, or the hinge loss
+    spectral_norm: bool = False  # divide each of D's weight matrices by its largest singular value
+    d_lr_scale: float = 1.0  # D's learning rate as a multiple of lr (two time-scale updates)
 
     def validate(self) -> None:
         require(self.latent_dim > 0, "latent_dim", "must be positive")
@@ -32,6 +35,8 @@ class GANConfig(ModelConfig):
         require(0 <= self.d_dropout < 1, "d_dropout", "must lie in [0, 1)")
         require(0 <= self.leak < 1, "leak", "must lie in [0, 1)")
         require(self.aux_weight >= 0, "aux_weight", "must not be negative")
+        require(self.loss in ("bce", "hinge"), "loss", "must be bce or hinge")
+        require(self.d_lr_scale > 0, "d_lr_scale", "must be positive")
         require(self.aux_weight == 0 or self.conditional, "aux_weight",
                 "needs conditional=true (the classifier learns the labels)")
 

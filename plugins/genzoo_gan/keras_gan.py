@@ -4,9 +4,11 @@ backends."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 from genzoo.backends.keras import unpack_inputs, value_and_grad
@@ -17,14 +19,87 @@ from genzoo_gan.config import GANConfig
 EVAL_SEED = 1234  # evaluation noise is fixed, so validation numbers compare across steps
 
 
-def discriminator_loss(real_logits: Any, fake_logits: Any) -> Any:
-    """The sum of two cross-entropies: real images labelled 1, generated ones 0."""
+def discriminator_loss(real_logits: Any, fake_logits: Any, kind: str = "bce") -> Any:
+    """``bce``: the sum of two cross-entropies, real images labelled 1, generated ones 0.
+    ``hinge``: E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
+    if kind == "hinge":
+        return ops.mean(ops.relu(1.0 - real_logits)) + ops.mean(ops.relu(1.0 + fake_logits))
     return ops.mean(ops.softplus(-real_logits)) + ops.mean(ops.softplus(fake_logits))
 
 
-def generator_loss(fake_logits: Any) -> Any:
-    """Non-saturating: G is trained to make D answer "real", -log D(G(z))."""
+def generator_loss(fake_logits: Any, kind: str = "bce") -> Any:
+    """``bce``, non-saturating: G is trained to make D answer "real", -log D(G(z)).
+    ``hinge``: -E[D(G(z))]."""
+    if kind == "hinge":
+        return -ops.mean(fake_logits)
     return ops.mean(ops.softplus(-fake_logits))
+
+
+def _unit(x: Any) -> Any:
+    return x / (ops.sqrt(ops.sum(ops.square(x))) + 1e-12)
+
+
+class _SpectralNorm:
+    """Spectral normalisation (Miyato et al., 2018), as PyTorch's ``spectral_norm``: the
+    kernel, as a matrix ``W`` of one column per output unit, is divided by ``sigma = u^T
+    W^T v``, the estimate of its largest singular value from one power iteration per
+    training call (``u``, ``v`` kept as non-trainable weights, started with 15)."""
+
+    kernel: Any
+
+    def _build_vectors(self) -> None:
+        rows, cols = int(math.prod(self.kernel.shape[:-1])), int(self.kernel.shape[-1])
+        rng = np.random.default_rng(0)
+        u, v = rng.standard_normal(cols), rng.standard_normal(rows)
+        w = np.asarray(ops.convert_to_numpy(self.kernel)).reshape(rows, cols)
+        for _ in range(15):
+            v = w @ u
+            v /= np.linalg.norm(v) + 1e-12
+            u = v @ w
+            u /= np.linalg.norm(u) + 1e-12
+        self.sn_u = self.add_weight(shape=(cols,), trainable=False, name="sn_u",  # type: ignore[attr-defined]
+                                    initializer=keras.initializers.Constant(u))
+        self.sn_v = self.add_weight(shape=(rows,), trainable=False, name="sn_v",  # type: ignore[attr-defined]
+                                    initializer=keras.initializers.Constant(v))
+
+    def normalized_kernel(self, training: bool) -> Any:
+        w = ops.reshape(self.kernel, (-1, self.kernel.shape[-1]))  # (fan-in, units)
+        u, v = self.sn_u.value, self.sn_v.value
+        if training:
+            v = _unit(ops.matmul(ops.stop_gradient(w), u))
+            u = _unit(ops.matmul(v, ops.stop_gradient(w)))
+            self.sn_u.assign(u)
+            self.sn_v.assign(v)
+        sigma = ops.sum(u * ops.matmul(v, w))
+        return self.kernel / sigma
+
+
+class SpectralDense(_SpectralNorm, layers.Dense):
+    """A ``Dense`` layer whose kernel is spectrally normalised."""
+
+    def build(self, input_shape: Any) -> None:
+        super().build(input_shape)
+        self._build_vectors()
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        x = ops.matmul(inputs, self.normalized_kernel(training))
+        if self.use_bias:
+            x = x + self.bias
+        return self.activation(x) if self.activation is not None else x
+
+
+class SpectralConv2D(_SpectralNorm, layers.Conv2D):
+    """A channels-last ``Conv2D`` layer whose kernel is spectrally normalised."""
+
+    def build(self, input_shape: Any) -> None:
+        super().build(input_shape)
+        self._build_vectors()
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        x = self.convolution_op(inputs, self.normalized_kernel(training))
+        if self.use_bias:
+            x = x + ops.reshape(self.bias, (1, 1, 1, self.filters))
+        return self.activation(x) if self.activation is not None else x
 
 
 def _generator(cfg: GANConfig, shape: tuple[int, ...], classes: int) -> keras.Model:
@@ -58,20 +133,22 @@ def _generator(cfg: GANConfig, shape: tuple[int, ...], classes: int) -> keras.Mo
 
 def _discriminator(cfg: GANConfig, shape: tuple[int, ...], classes: int) -> keras.Model:
     x = image = keras.Input(shape, name="d_input")
+    dense = SpectralDense if cfg.spectral_norm else layers.Dense
+    conv = SpectralConv2D if cfg.spectral_norm else layers.Conv2D
     if cfg.arch == "mlp":
         x = layers.Flatten(name="d_flatten")(x)
         for i, width in enumerate(cfg.d_hidden):
-            x = layers.Dense(width, name=f"d_dense{i}")(x)
+            x = dense(width, name=f"d_dense{i}")(x)
             x = layers.LeakyReLU(cfg.leak, name=f"d_act{i}")(x)
             x = layers.Dropout(cfg.d_dropout, name=f"d_drop{i}")(x)
     else:
         ch = cfg.channels
-        x = layers.Conv2D(ch, 4, strides=2, padding="same", name="d_conv0")(x)
+        x = conv(ch, 4, strides=2, padding="same", name="d_conv0")(x)
         x = layers.LeakyReLU(cfg.leak, name="d_act0")(x)
-        x = layers.Conv2D(2 * ch, 4, strides=2, padding="same", name="d_conv1")(x)
+        x = conv(2 * ch, 4, strides=2, padding="same", name="d_conv1")(x)
         x = layers.LeakyReLU(cfg.leak, name="d_act1")(x)  # (B, H/4, W/4, 2ch)
         x = layers.Flatten(name="d_flatten")(x)
-    logits = layers.Dense(1, name="d_logit")(x)  # (B, 1)
+    logits = dense(1, name="d_logit")(x)  # (B, 1)
     if not classes:
         return keras.Model(image, logits, name="d_net")
     # A projection discriminator (Miyato & Koyama, 2018): psi(phi(x)) + <embed(y), phi(x)>,
@@ -141,7 +218,7 @@ class GAN(keras.Model):
     # -- training --------------------------------------------------------------------------
     def configure_optimizers(self, make: Any) -> dict[str, keras.optimizers.Optimizer]:
         """One optimizer per network: a shared one would let each loss move both."""
-        return {"d_optimizer": make(), "g_optimizer": make()}
+        return {"d_optimizer": make(lr_scale=self.config.d_lr_scale), "g_optimizer": make()}
 
     def compile(self, d_optimizer: Any, g_optimizer: Any, **kwargs: Any) -> None:
         super().compile(**kwargs)
@@ -171,7 +248,7 @@ class GAN(keras.Model):
         def loss_fn() -> tuple[Any, Any]:
             real_logits, real_classes = self.judge(real, labels, training=True)
             fake_logits, _ = self.judge(fake, labels, training=True)
-            loss = discriminator_loss(real_logits, fake_logits)
+            loss = discriminator_loss(real_logits, fake_logits, self.config.loss)
             aux = self._aux(real_classes, labels)
             if aux is not None:
                 loss = loss + self.config.aux_weight * aux
@@ -189,7 +266,7 @@ class GAN(keras.Model):
         def loss_fn() -> tuple[Any, Any]:
             fake = self.g_net(self._with(z, labels), training=True)
             logits, classes = self.judge(fake, labels, training=True)
-            loss = generator_loss(logits)
+            loss = generator_loss(logits, self.config.loss)
             aux = self._aux(classes, labels)  # AC-GAN: G is trained to be classified as y
             return (loss if aux is None else loss + self.config.aux_weight * aux), None
 
@@ -212,7 +289,8 @@ class GAN(keras.Model):
                           training=False)
         real_logits, real_classes = self.judge(real, labels, training=False)
         fake_logits, fake_classes = self.judge(fake, labels, training=False)
-        loss_d, loss_g = discriminator_loss(real_logits, fake_logits), generator_loss(fake_logits)
+        loss_d = discriminator_loss(real_logits, fake_logits, self.config.loss)
+        loss_g = generator_loss(fake_logits, self.config.loss)
         aux = self._aux(real_classes, labels)
         if aux is not None:
             loss_d = loss_d + self.config.aux_weight * aux

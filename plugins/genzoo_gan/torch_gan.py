@@ -19,15 +19,31 @@ EVAL_SEED = 1234  # evaluation noise is fixed, so validation numbers compare acr
 LEGACY_PREFIXES = {"generator.": "g_net.", "discriminator.": "d_net."}
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """The sum of two cross-entropies: real images labelled 1, generated ones 0."""
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor,
+                       kind: str = "bce") -> torch.Tensor:
+    """``bce``: the sum of two cross-entropies, real images labelled 1, generated ones 0.
+    ``hinge``: E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))]."""
+    if kind == "hinge":
+        return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
     return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
             + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
 
 
-def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating: G is trained to make D answer "real", -log D(G(z))."""
+def generator_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """``bce``, non-saturating: G is trained to make D answer "real", -log D(G(z)).
+    ``hinge``: -E[D(G(z))]."""
+    if kind == "hinge":
+        return -fake_logits.mean()
     return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def _spectral(net: nn.Sequential) -> nn.Sequential:
+    """Spectral normalisation (Miyato et al., 2018) of every linear and convolutional
+    layer: one power iteration per training forward pass, the estimate kept as buffers."""
+    for layer in net:
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return net
 
 
 def _mlp_generator(cfg: GANConfig, d: int, classes: int) -> nn.Sequential:
@@ -107,6 +123,8 @@ class GAN(nn.Module):
                 raise ConfigError(f"DCGAN needs image sides divisible by 4, got {h}x{w}")
             self.g_net = _dcgan_generator(config, h, w, c, classes)
             self.d_net = _dcgan_discriminator(config, h, w, c)
+        if config.spectral_norm:
+            _spectral(self.d_net)
         self.projection: Projection | None = None
         self.d_classify: nn.Linear | None = None
         if classes:
@@ -174,7 +192,8 @@ class GAN(nn.Module):
     def configure_optimizers(self, make: Any) -> dict[str, torch.optim.Optimizer]:
         """One optimizer per network: a shared one would let each loss move both."""
         d_params = [p for net in self._d_networks() for p in net.parameters()]
-        return {"opt_d": make(d_params), "opt_g": make(self.g_net.parameters())}
+        return {"opt_d": make(d_params, lr_scale=self.config.d_lr_scale),
+                "opt_g": make(self.g_net.parameters())}
 
     def d_step(self, real: torch.Tensor, trainer: Any,
                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -183,12 +202,13 @@ class GAN(nn.Module):
         with torch.no_grad():
             fake = self.fake(self.noise(len(real)), labels=labels)
         d_net = trainer.parallel(self.d_net if labels is None else self.projection)  # DDP
+        cfg = self.config
         real_logits, real_classes = self.judge(real, d_net, labels)
         fake_logits, _ = self.judge(fake, d_net, labels)
-        loss = discriminator_loss(real_logits, fake_logits)
+        loss = discriminator_loss(real_logits, fake_logits, cfg.loss)
         aux = self._aux(real_classes, labels)
         if aux is not None:
-            loss = loss + self.config.aux_weight * aux
+            loss = loss + cfg.aux_weight * aux
         trainer.backward(loss, trainer.optimizers["opt_d"])
         return _stats(loss, real_logits.detach(), fake_logits.detach(), aux)
 
@@ -200,7 +220,7 @@ class GAN(nn.Module):
             g_net = trainer.parallel(self.g_net)  # DDP under torchrun
             fake = self.fake(self.noise(n), g_net, labels)
             logits, classes = self.judge(fake, labels=labels)
-            loss = generator_loss(logits)
+            loss = generator_loss(logits, self.config.loss)
             aux = self._aux(classes, labels)  # AC-GAN: G is trained to be classified as y
             if aux is not None:
                 loss = loss + self.config.aux_weight * aux
@@ -226,8 +246,8 @@ class GAN(nn.Module):
         real_logits, real_classes = self.judge(real, labels=labels)
         fake_logits, fake_classes = self.judge(fake, labels=labels)
         aux = self._aux(real_classes, labels)
-        loss_d = discriminator_loss(real_logits, fake_logits)
-        loss_g = generator_loss(fake_logits)
+        loss_d = discriminator_loss(real_logits, fake_logits, self.config.loss)
+        loss_g = generator_loss(fake_logits, self.config.loss)
         fake_aux = self._aux(fake_classes, labels)
         if aux is not None and fake_aux is not None:
             loss_d = loss_d + self.config.aux_weight * aux

@@ -22,18 +22,22 @@ from genzoo.distributed import world
 from genzoo.errors import ConfigError
 
 
-def make_optimizer(cfg: TrainConfig) -> keras.optimizers.Optimizer:
+def make_optimizer(cfg: TrainConfig, lr_scale: float = 1.0) -> keras.optimizers.Optimizer:
     """Adam or AdamW matching the torch trainer's settings; with ``accumulate``, Keras's
-    own accumulation (one update of the mean gradient every ``accumulate`` calls)."""
-    kwargs: dict[str, Any] = {"learning_rate": cfg.lr, "beta_1": cfg.beta1,
+    own accumulation (one update of the mean gradient every ``accumulate`` calls).
+    ``lr_scale`` multiplies the run's learning rate (and its schedule) for this one."""
+    kwargs: dict[str, Any] = {"learning_rate": cfg.lr * lr_scale, "beta_1": cfg.beta1,
                               "beta_2": cfg.beta2, "epsilon": 1e-8}
     if cfg.accumulate > 1:
         kwargs["gradient_accumulation_steps"] = cfg.accumulate
     if cfg.grad_clip > 0:
         kwargs["global_clipnorm"] = cfg.grad_clip
     if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **kwargs)
-    return keras.optimizers.Adam(**kwargs)  # planning refuses weight decay with adam
+        opt = keras.optimizers.AdamW(weight_decay=cfg.weight_decay, **kwargs)
+    else:
+        opt = keras.optimizers.Adam(**kwargs)  # planning refuses weight decay with adam
+    opt.genzoo_lr_scale = lr_scale
+    return opt
 
 
 class KerasTrainer:
@@ -73,7 +77,7 @@ class KerasTrainer:
             raise ConfigError(f"accumulate={cfg.accumulate} needs a model trained through its "
                               f"loss; '{self.generator.spec.name}' has its own train_step")
         if configure is not None:  # the model's compile builds each on its own variables
-            self.optimizers = dict(configure(lambda: make_optimizer(cfg)))
+            self.optimizers = dict(configure(lambda lr_scale=1.0: make_optimizer(cfg, lr_scale)))
         else:
             self.optimizers = {"optimizer": make_optimizer(cfg)}
         if cfg.weight_decay:  # decay matrices only, as the torch trainer does
@@ -124,7 +128,7 @@ class KerasTrainer:
     def set_lr(self, lr: float) -> None:
         if lr != self._lr:  # an assign per step costs more than the comparison
             for opt in self.optimizers.values():
-                opt.learning_rate = lr
+                opt.learning_rate = lr * getattr(opt, "genzoo_lr_scale", 1.0)
             self._lr = lr
 
     # -- checkpoint state ------------------------------------------------------------------
