@@ -46,8 +46,9 @@ PRESETS = {
     # The default: a two-layer MLP; 10 epochs on MNIST reach about 96 nats.
     "mlp": {**_RECIPE, "arch": "mlp", "latent_dim": 32, "hidden": (512, 512)},
     "conv": {**_RECIPE, "arch": "conv", "latent_dim": 32, "hidden": (256,), "channels": 32},
-    # The conditional VAE (cVAE): the mlp preset with the label into encoder and decoder.
-    "cvae": {**_RECIPE, "arch": "mlp", "latent_dim": 32, "hidden": (512, 512),
+    # The conditional VAE (cVAE): the mlp preset with the label into encoder and decoder,
+    # and 16 latent dimensions (the label carries the class; z needs less room).
+    "cvae": {**_RECIPE, "arch": "mlp", "latent_dim": 16, "hidden": (512, 512),
              "conditional": True},
     # Seconds on a laptop: for tests and smoke runs.
     "tiny": {"arch": "mlp", "latent_dim": 4, "hidden": (32,), "steps": 30, "batch_size": 32,
