@@ -129,6 +129,8 @@ def image_quality(generator: Any, data: Any, samples: int,
     precision, recall = precision_recall(real_f, fake_f, k=PR_K)
     metrics = {"fd": frechet_distance(*gaussian_stats(fake_f), *gaussian_stats(real_f)),
                "is": is_mean, "is_std": is_std, "precision": precision, "recall": recall}
+    shares = class_shares(fake_p)  # the class histogram: is every class drawn?
+    metrics.update(class_share_min=float(min(shares)), class_share_max=float(max(shares)))
     reference = reference_values(clf, data, n, EVAL_SEED)
     protocol = {
         "generated_images": samples, "test_images": n, "sample_seed": EVAL_SEED,
@@ -140,6 +142,7 @@ def image_quality(generator: Any, data: Any, samples: int,
                               if k in clf.info},
         "features": "penultimate layer (128) of the domain classifier",
         "inception_score_splits": IS_SPLITS, "precision_recall_k": PR_K,
+        "class_shares": [round(v, 4) for v in shares],  # by the classifier's verdict
         "reference": reference,
     }
     if labels is not None:
@@ -158,6 +161,14 @@ def image_quality(generator: Any, data: Any, samples: int,
             "by_class": per_class, "reference_by_class": reference_per_class,
         }
     return metrics, protocol
+
+
+def class_shares(probabilities: Any) -> list[float]:
+    """The share of the samples the domain classifier assigns to each class."""
+    import numpy as np
+
+    counts = np.bincount(np.argmax(probabilities, axis=1), minlength=probabilities.shape[1])
+    return [float(c) / len(probabilities) for c in counts]
 
 
 def conditional_quality(clf: Any, data: Any, fake_f: Any, fake_p: Any, labels: Any

@@ -111,6 +111,10 @@ def test_genzoo_eval_for_an_image_model_writes_its_protocol(tmp_path) -> None:
     metrics, protocol = saved["metrics"], saved["protocol"]
     assert {"test_nelbo", "test_nll_iwae_k20", "fd", "is", "precision", "recall"} <= set(metrics)
     assert metrics["test_nll_iwae_k20"] <= metrics["test_nelbo"]
+    shares = protocol["class_shares"]  # the class histogram of the 200 samples (2 classes)
+    assert len(shares) == 2 and sum(shares) == pytest.approx(1.0, abs=1e-3)
+    assert metrics["class_share_min"] == pytest.approx(min(shares), abs=1e-4)
+    assert metrics["class_share_max"] == pytest.approx(max(shares), abs=1e-4)
     assert protocol["generated_images"] == 200 and protocol["iwae_samples"] == 20
     extractor = protocol["feature_extractor"]
     assert extractor["test_accuracy"] > 0.95

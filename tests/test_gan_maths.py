@@ -243,7 +243,8 @@ def test_the_modern_options_train_and_resume_bitwise(backend: str, tmp_path) -> 
 
     from genzoo.checkpoint import checkpoint_name, load_tensors
 
-    options = {"loss": "hinge", "spectral_norm": True, "d_lr_scale": 2.0, "ema_decay": 0.9}
+    options = {"loss": "hinge", "spectral_norm": True, "d_lr_scale": 2.0, "ema_decay": 0.9,
+               "info_codes": 3}
     runs = {}
     for name in ("straight", "resumed"):
         runs[name] = tmp_path / name
@@ -258,3 +259,99 @@ def test_the_modern_options_train_and_resume_bitwise(backend: str, tmp_path) -> 
     assert any("sn_u" in k or "_u" in k for k in before)  # the power iteration's state
     assert before.keys() == after.keys()
     assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+INFO_BIAS = np.array([0.5, -1.0, 2.0], np.float32)  # Q's logits when every weight is zero
+
+
+def _info_expected(codes: np.ndarray) -> float:
+    """The mean cross-entropy of logits INFO_BIAS against each image's code."""
+    log_z = math.log(float(np.exp(INFO_BIAS).sum()))
+    return float(np.mean([log_z - INFO_BIAS[c] for c in codes]))
+
+
+def _info_config(**extra) -> GANConfig:
+    return GANConfig(arch="mlp", latent_dim=4, g_hidden=(8,), d_hidden=(8,), info_codes=3,
+                     info_weight=0.5, **extra)
+
+
+def test_torch_info_loss_on_a_hand_computed_case() -> None:
+    """Q's cross-entropy on the code of each generated image, added with info_weight to
+    both players' losses (B in D's logit as in the hand-computed case above)."""
+    import torch
+
+    from genzoo_gan.torch_gan import EVAL_SEED, GAN
+
+    net = GAN(_info_config(), DataInfo("image", (4, 4, 1))).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.d_net[-1].bias.fill_(B)
+        net.d_info.bias.copy_(torch.from_numpy(INFO_BIAS))
+        metrics = net.evaluate(torch.rand(6, 4, 4, 1))
+        z = net.noise(6, torch.Generator().manual_seed(EVAL_SEED))
+    codes = z[:, 4:].argmax(1).numpy()
+    info = _info_expected(codes)
+    loss_d, loss_g = _expected("bce")
+    assert metrics["loss_info"].item() == pytest.approx(info, rel=1e-6)
+    assert metrics["loss_d"].item() == pytest.approx(loss_d + 0.5 * info, rel=1e-6)
+    assert metrics["loss_g"].item() == pytest.approx(loss_g + 0.5 * info, rel=1e-6)
+
+
+def test_keras_info_loss_on_a_hand_computed_case() -> None:
+    from keras import ops
+
+    from genzoo_gan.keras_gan import EVAL_SEED, GAN
+
+    model = GAN(_info_config(), DataInfo("image", (4, 4, 1)))
+    for v in model.weights:
+        v.assign(np.zeros(v.shape, "float32"))
+    model.d_net.get_layer("d_logit").bias.assign(np.array([B], "float32"))
+    model.d_net.get_layer("d_info").bias.assign(INFO_BIAS)
+    metrics = model.test_step(np.random.default_rng(0).random((6, 4, 4, 1), dtype=np.float32))
+    z = np.asarray(ops.convert_to_numpy(model.noise(6, EVAL_SEED)))
+    info = _info_expected(z[:, 4:].argmax(1))
+    loss_d, loss_g = _expected("bce")
+    assert float(metrics["loss_info"]) == pytest.approx(info, rel=1e-6)
+    assert float(metrics["loss_d"]) == pytest.approx(loss_d + 0.5 * info, rel=1e-6)
+    assert float(metrics["loss_g"]) == pytest.approx(loss_g + 0.5 * info, rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_the_info_code_is_one_hot_uniform_and_seeded(backend: str) -> None:
+    """The latent is z beside a one-hot code; a seed draws the same codes, and every value
+    of the code is drawn about equally often."""
+    if backend == "torch":
+        import torch
+
+        from genzoo_gan.torch_gan import GAN
+
+        net = GAN(_info_config(), DataInfo("image", (4, 4, 1)))
+        draw = lambda seed: net.noise(3000, torch.Generator().manual_seed(seed)).numpy()  # noqa: E731
+    else:
+        from keras import ops
+
+        from genzoo_gan.keras_gan import GAN as KerasGAN
+
+        model = KerasGAN(_info_config(), DataInfo("image", (4, 4, 1)))
+        draw = lambda seed: np.asarray(ops.convert_to_numpy(model.noise(3000, seed)))  # noqa: E731
+    z = draw(5)
+    assert z.shape == (3000, 4 + 3)
+    assert np.array_equal(z, draw(5)) and not np.array_equal(z, draw(6))
+    codes = z[:, 4:]
+    assert set(np.unique(codes)) == {0.0, 1.0} and np.all(codes.sum(1) == 1)
+    shares = codes.mean(0)
+    assert np.all(np.abs(shares - 1 / 3) < 0.04), shares
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_q_learns_to_recover_the_code(backend: str, tmp_path) -> None:
+    """120 steps on the bundled digits: Q's cross-entropy falls from log K (chance) to
+    under half of it, so G's images carry their code."""
+    import json
+
+    genzoo.train("gan", backend, "tiny", data="digits", out=tmp_path / "run", steps=120,
+                 info_codes=4)
+    records = map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())
+    final = next(r for r in records if r["event"] == "test")["test_loss_info"]
+    assert final < 0.5 * math.log(4), final

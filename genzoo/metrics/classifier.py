@@ -192,7 +192,8 @@ def _network_from(tensors: dict[str, np.ndarray], shape: tuple[int, ...], classe
     own names, shapes and float32 dtype."""
     import torch
 
-    net = _network(shape, classes)
+    with torch.random.fork_rng(devices=[]):  # the initial weights, replaced below, must not
+        net = _network(shape, classes)       # draw from (and so move) the caller's stream
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in tensors.items()}
     if found != expected:
@@ -268,8 +269,9 @@ def load_or_train(data: Any, reporter: Any = None) -> DomainClassifier:
     weights.parent.mkdir(parents=True, exist_ok=True)
     save_tensors(weights, tensors)  # then the record: a record means complete weights
     atomic_write_json(record, clf.info)
-    clf.info = {**clf.info, "source": TRAINED_SOURCE, "path": str(weights)}
-    return clf
+    # The network as every later call loads it: the network just trained can give features
+    # a rounding apart from it, so the first evaluation would not repeat exactly.
+    return _load_cached(data, weights, record)
 
 
 def _data_digest(data: Any) -> str:

@@ -24,6 +24,8 @@ class GANConfig(ModelConfig):
     loss: Literal["bce", "hinge"] = "bce"  # non-saturating cross-entropy, or the hinge loss
     spectral_norm: bool = False  # divide each of D's weight matrices by its largest singular value
     d_lr_scale: float = 1.0  # D's learning rate as a multiple of lr (two time-scale updates)
+    info_codes: int = 0  # InfoGAN: a categorical code of this many values beside z (0: none)
+    info_weight: float = 1.0  # InfoGAN: weight of the loss of recovering the code from G(z, c)
 
     def validate(self) -> None:
         require(self.latent_dim > 0, "latent_dim", "must be positive")
@@ -37,6 +39,11 @@ class GANConfig(ModelConfig):
         require(self.aux_weight >= 0, "aux_weight", "must not be negative")
         require(self.loss in ("bce", "hinge"), "loss", "must be bce or hinge")
         require(self.d_lr_scale > 0, "d_lr_scale", "must be positive")
+        require(self.info_codes >= 0, "info_codes", "must not be negative")
+        require(self.info_codes != 1, "info_codes", "must be 0 (none) or at least 2")
+        require(self.info_weight >= 0, "info_weight", "must not be negative")
+        require(self.info_codes == 0 or not self.conditional, "info_codes",
+                "is for unconditional GANs (a cGAN's label already picks the mode)")
         require(self.aux_weight == 0 or self.conditional, "aux_weight",
                 "needs conditional=true (the classifier learns the labels)")
 

@@ -104,7 +104,8 @@ class SpectralConv2D(_SpectralNorm, layers.Conv2D):
 
 def _generator(cfg: GANConfig, shape: tuple[int, ...], classes: int) -> keras.Model:
     h, w, c = shape
-    z = latent = keras.Input((cfg.latent_dim,), name="g_input")
+    # an InfoGAN's latent is z with its one-hot code beside it
+    z = latent = keras.Input((cfg.latent_dim + cfg.info_codes,), name="g_input")
     inputs: Any = latent
     if classes:  # a cGAN: the one-hot label beside z
         label = keras.Input((classes,), name="g_labels")
@@ -149,6 +150,9 @@ def _discriminator(cfg: GANConfig, shape: tuple[int, ...], classes: int) -> kera
         x = layers.LeakyReLU(cfg.leak, name="d_act1")(x)  # (B, H/4, W/4, 2ch)
         x = layers.Flatten(name="d_flatten")(x)
     logits = dense(1, name="d_logit")(x)  # (B, 1)
+    if cfg.info_codes:  # InfoGAN's Q: a linear head on D's features (the torch InfoHeads)
+        codes = layers.Dense(cfg.info_codes, name="d_info")(x)  # (B, K)
+        return keras.Model(image, [logits, codes], name="d_net")
     if not classes:
         return keras.Model(image, logits, name="d_net")
     # A projection discriminator (Miyato & Koyama, 2018): psi(phi(x)) + <embed(y), phi(x)>,
@@ -166,8 +170,10 @@ def _discriminator(cfg: GANConfig, shape: tuple[int, ...], classes: int) -> kera
 
 
 def _stats(loss_d: Any, real_logits: Any, fake_logits: Any, loss_g: Any,
-           aux: Any = None) -> dict[str, Any]:
+           aux: Any = None, info: Any = None) -> dict[str, Any]:
     extra = {} if aux is None else {"loss_cls": aux}  # the classifier's, on real images
+    if info is not None:
+        extra["loss_info"] = info  # Q's cross-entropy on the generated images' codes
     return {**extra,
         "loss_d": loss_d,
         "loss_g": loss_g,
@@ -205,7 +211,13 @@ class GAN(keras.Model):
         return self.judge(images * 2.0 - 1.0, labels, training)[0]
 
     def noise(self, n: int, seed: Any) -> Any:
-        return keras.random.normal((n, self.config.latent_dim), seed=seed)
+        """z ~ N(0, I), and an InfoGAN's one-hot code drawn uniformly beside it."""
+        z = keras.random.normal((n, self.config.latent_dim), seed=seed)
+        k = self.config.info_codes
+        if not k:
+            return z
+        codes = keras.random.randint((n,), 0, k, seed=seed)
+        return ops.concatenate([z, ops.one_hot(codes, k, dtype=z.dtype)], axis=1)
 
     def render(self, z: Any, labels: Any = None) -> Any:
         """Images NHWC in [0, 1] from latent vectors (and a cGAN's one-hot labels)."""
@@ -238,26 +250,36 @@ class GAN(keras.Model):
             return None
         return ops.mean(ops.categorical_crossentropy(labels, classes, from_logits=True))
 
-    def d_step(self, real: Any, labels: Any = None) -> tuple[Any, Any, Any, Any]:
+    def _info(self, code_logits: Any, z: Any) -> Any:
+        """InfoGAN's loss: the cross-entropy of Q's guess of the code that made each image,
+        a bound on the mutual information between the code and G's output (or ``None``)."""
+        if code_logits is None or not self.config.info_codes:
+            return None
+        codes = z[:, self.config.latent_dim:]
+        return ops.mean(ops.categorical_crossentropy(codes, code_logits, from_logits=True))
+
+    def d_step(self, real: Any, labels: Any = None) -> tuple[Any, Any, Any, Any, Any]:
         """Update D on a real batch and a generated one; G's weights do not move. A cGAN's
         fakes are drawn for the real batch's labels."""
-        fake = ops.stop_gradient(self.g_net(
-            self._with(self.noise(ops.shape(real)[0], self.seed_generator), labels),
-            training=True))
+        z = self.noise(ops.shape(real)[0], self.seed_generator)
+        fake = ops.stop_gradient(self.g_net(self._with(z, labels), training=True))
 
         def loss_fn() -> tuple[Any, Any]:
             real_logits, real_classes = self.judge(real, labels, training=True)
-            fake_logits, _ = self.judge(fake, labels, training=True)
+            fake_logits, fake_codes = self.judge(fake, labels, training=True)
             loss = discriminator_loss(real_logits, fake_logits, self.config.loss)
             aux = self._aux(real_classes, labels)
             if aux is not None:
                 loss = loss + self.config.aux_weight * aux
-            return loss, (real_logits, fake_logits, aux)
+            info = self._info(fake_codes, z)  # Q learns to recover the code
+            if info is not None:
+                loss = loss + self.config.info_weight * info
+            return loss, (real_logits, fake_logits, aux, info)
 
         variables = self.d_net.trainable_variables
-        loss, (real_logits, fake_logits, aux), grads = value_and_grad(loss_fn, variables)
+        loss, (real_logits, fake_logits, aux, info), grads = value_and_grad(loss_fn, variables)
         self.d_optimizer.apply(grads, variables)
-        return loss, real_logits, fake_logits, aux
+        return loss, real_logits, fake_logits, aux, info
 
     def g_step(self, n: Any, labels: Any = None) -> Any:
         """Update G with fresh noise through D (whose weights this step does not move)."""
@@ -268,7 +290,10 @@ class GAN(keras.Model):
             logits, classes = self.judge(fake, labels, training=True)
             loss = generator_loss(logits, self.config.loss)
             aux = self._aux(classes, labels)  # AC-GAN: G is trained to be classified as y
-            return (loss if aux is None else loss + self.config.aux_weight * aux), None
+            if aux is not None:
+                loss = loss + self.config.aux_weight * aux
+            info = self._info(classes, z)  # InfoGAN: G makes its code recoverable
+            return (loss if info is None else loss + self.config.info_weight * info), None
 
         variables = self.g_net.trainable_variables
         loss, _, grads = value_and_grad(loss_fn, variables)
@@ -278,15 +303,15 @@ class GAN(keras.Model):
     def train_step(self, data: Any) -> dict[str, Any]:
         x, labels = unpack_inputs(data)
         real = x * 2.0 - 1.0  # the data in [-1, 1], like G's tanh output
-        loss_d, real_logits, fake_logits, aux = self.d_step(real, labels)
+        loss_d, real_logits, fake_logits, aux, info = self.d_step(real, labels)
         loss_g = self.g_step(ops.shape(real)[0], labels)
-        return _stats(loss_d, real_logits, fake_logits, loss_g, aux)
+        return _stats(loss_d, real_logits, fake_logits, loss_g, aux, info)
 
     def test_step(self, data: Any) -> dict[str, Any]:
         x, labels = unpack_inputs(data)
         real = x * 2.0 - 1.0
-        fake = self.g_net(self._with(self.noise(ops.shape(real)[0], EVAL_SEED), labels),
-                          training=False)
+        z = self.noise(ops.shape(real)[0], EVAL_SEED)
+        fake = self.g_net(self._with(z, labels), training=False)
         real_logits, real_classes = self.judge(real, labels, training=False)
         fake_logits, fake_classes = self.judge(fake, labels, training=False)
         loss_d = discriminator_loss(real_logits, fake_logits, self.config.loss)
@@ -295,4 +320,8 @@ class GAN(keras.Model):
         if aux is not None:
             loss_d = loss_d + self.config.aux_weight * aux
             loss_g = loss_g + self.config.aux_weight * self._aux(fake_classes, labels)
-        return _stats(loss_d, real_logits, fake_logits, loss_g, aux)
+        info = self._info(fake_classes, z)
+        if info is not None:
+            loss_d = loss_d + self.config.info_weight * info
+            loss_g = loss_g + self.config.info_weight * info
+        return _stats(loss_d, real_logits, fake_logits, loss_g, aux, info)

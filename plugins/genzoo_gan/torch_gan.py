@@ -48,7 +48,7 @@ def _spectral(net: nn.Sequential) -> nn.Sequential:
 
 def _mlp_generator(cfg: GANConfig, d: int, classes: int) -> nn.Sequential:
     layers: list[nn.Module] = []
-    sizes = [cfg.latent_dim + classes, *cfg.g_hidden]
+    sizes = [cfg.latent_dim + cfg.info_codes + classes, *cfg.g_hidden]
     for a, b in zip(sizes[:-1], sizes[1:]):
         layers += [nn.Linear(a, b), nn.LeakyReLU(cfg.leak)]
     return nn.Sequential(*layers, nn.Linear(sizes[-1], d), nn.Tanh())
@@ -65,7 +65,7 @@ def _mlp_discriminator(cfg: GANConfig, d: int) -> nn.Sequential:
 def _dcgan_generator(cfg: GANConfig, h: int, w: int, c: int, classes: int) -> nn.Sequential:
     ch = cfg.channels
     return nn.Sequential(
-        nn.Linear(cfg.latent_dim + classes, 2 * ch * (h // 4) * (w // 4), bias=False),
+        nn.Linear(cfg.latent_dim + cfg.info_codes + classes, 2 * ch * (h // 4) * (w // 4), bias=False),
         nn.BatchNorm1d(2 * ch * (h // 4) * (w // 4)), nn.ReLU(),
         nn.Unflatten(1, (2 * ch, h // 4, w // 4)),  # (B, 2ch, H/4, W/4)
         nn.ConvTranspose2d(2 * ch, ch, 4, stride=2, padding=1, bias=False),
@@ -104,6 +104,20 @@ class Projection(nn.Module):
         return self.d_net[-1](features) + projection, classes
 
 
+class InfoHeads(nn.Module):
+    """InfoGAN's discriminator (Chen et al., 2016): D's logit and, from the same features,
+    the head ``Q`` that recovers G's categorical code, as logits ``(B, K)``. Like
+    ``Projection``, not a submodule: the forward pass the data-parallel wrapper runs."""
+
+    def __init__(self, d_net: nn.Sequential, d_info: nn.Linear):
+        super().__init__()
+        self.d_net, self.d_info = d_net, d_info
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.d_net[:-1](x)  # (B, F)
+        return self.d_net[-1](features), self.d_info(features)
+
+
 class GAN(nn.Module):
     """G maps noise to images in [-1, 1]; D maps images to a logit of "real".
 
@@ -127,6 +141,12 @@ class GAN(nn.Module):
             _spectral(self.d_net)
         self.projection: Projection | None = None
         self.d_classify: nn.Linear | None = None
+        self.heads: InfoHeads | None = None
+        self.d_info: nn.Linear | None = None
+        if config.info_codes:  # InfoGAN's Q: a linear head on D's features
+            self.d_info = nn.Linear(int(self.d_net[-1].in_features),  # type: ignore[arg-type]
+                                    config.info_codes)
+            self.__dict__["heads"] = InfoHeads(self.d_net, self.d_info)
         if classes:
             features = int(self.d_net[-1].in_features)  # type: ignore[arg-type]
             self.d_embed = nn.Linear(classes, features, bias=False)
@@ -169,6 +189,9 @@ class GAN(nn.Module):
         if labels is not None:
             logits, classes = (net or self.projection)(x, labels)  # type: ignore[misc]
             return logits.squeeze(1), classes
+        if self.heads is not None:  # InfoGAN: the second output is Q's code logits
+            logits, codes = (net or self.heads)(x)
+            return logits.squeeze(1), codes
         return (net or self.d_net)(x).squeeze(1), None
 
     def _aux(self, classes: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
@@ -177,16 +200,38 @@ class GAN(nn.Module):
             return None
         return F.cross_entropy(classes.float(), labels.argmax(1))
 
+    def _info(self, code_logits: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor | None:
+        """InfoGAN's loss: the cross-entropy of Q's guess of the code that made each image,
+        a bound on the mutual information between the code and G's output (or ``None``)."""
+        if code_logits is None or not self.config.info_codes:
+            return None
+        return F.cross_entropy(code_logits.float(), z[:, self.config.latent_dim:].argmax(1))
+
     def _d_networks(self) -> list[nn.Module]:
         extra = [self.d_embed] if self.projection is not None else []
-        return [self.d_net, *extra] + ([self.d_classify] if self.d_classify is not None else [])
+        heads = [m for m in (self.d_classify, self.d_info) if m is not None]
+        return [self.d_net, *extra, *heads]
+
+    def _d_forward(self, labels: torch.Tensor | None) -> nn.Module:
+        """The module D's training pass runs: its network, or with its heads."""
+        if labels is not None:
+            return self.projection  # type: ignore[return-value]
+        return self.heads if self.heads is not None else self.d_net
 
     def noise(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(0, I), and an InfoGAN's one-hot code drawn uniformly beside it."""
         device = next(self.parameters()).device
+        k = self.config.info_codes
         if rng is None:  # training: each rank takes its slice of the global draw
-            return global_draw(lambda shape: torch.randn(shape, device=device),
-                               (n, self.config.latent_dim))
-        return torch.randn(n, self.config.latent_dim, generator=rng, device=device)
+            z = global_draw(lambda shape: torch.randn(shape, device=device),
+                            (n, self.config.latent_dim))
+            if k:
+                codes = global_draw(lambda shape: torch.randint(k, shape, device=device), (n,))
+        else:
+            z = torch.randn(n, self.config.latent_dim, generator=rng, device=device)
+            if k:
+                codes = torch.randint(k, (n,), generator=rng, device=device)
+        return torch.cat([z, F.one_hot(codes, k).to(z.dtype)], dim=1) if k else z
 
     # -- training --------------------------------------------------------------------------
     def configure_optimizers(self, make: Any) -> dict[str, torch.optim.Optimizer]:
@@ -199,18 +244,22 @@ class GAN(nn.Module):
                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Update D on a real batch and a generated one; G's weights do not move. A cGAN's
         fakes are drawn for the real batch's labels, so D sees the same classes in both."""
+        z = self.noise(len(real))
         with torch.no_grad():
-            fake = self.fake(self.noise(len(real)), labels=labels)
-        d_net = trainer.parallel(self.d_net if labels is None else self.projection)  # DDP
+            fake = self.fake(z, labels=labels)
+        d_net = trainer.parallel(self._d_forward(labels))  # DDP
         cfg = self.config
         real_logits, real_classes = self.judge(real, d_net, labels)
-        fake_logits, _ = self.judge(fake, d_net, labels)
+        fake_logits, fake_codes = self.judge(fake, d_net, labels)
         loss = discriminator_loss(real_logits, fake_logits, cfg.loss)
         aux = self._aux(real_classes, labels)
         if aux is not None:
             loss = loss + cfg.aux_weight * aux
+        info = self._info(fake_codes, z)  # Q learns to recover the code
+        if info is not None:
+            loss = loss + cfg.info_weight * info
         trainer.backward(loss, trainer.optimizers["opt_d"])
-        return _stats(loss, real_logits.detach(), fake_logits.detach(), aux)
+        return _stats(loss, real_logits.detach(), fake_logits.detach(), aux, info)
 
     def g_step(self, n: int, trainer: Any, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Update G with fresh noise through a frozen D."""
@@ -218,12 +267,16 @@ class GAN(nn.Module):
             net.requires_grad_(False)
         try:
             g_net = trainer.parallel(self.g_net)  # DDP under torchrun
-            fake = self.fake(self.noise(n), g_net, labels)
+            z = self.noise(n)
+            fake = self.fake(z, g_net, labels)
             logits, classes = self.judge(fake, labels=labels)
             loss = generator_loss(logits, self.config.loss)
             aux = self._aux(classes, labels)  # AC-GAN: G is trained to be classified as y
             if aux is not None:
                 loss = loss + self.config.aux_weight * aux
+            info = self._info(classes, z)  # InfoGAN: G makes its code recoverable
+            if info is not None:
+                loss = loss + self.config.info_weight * info
             trainer.backward(loss, trainer.optimizers["opt_g"])
         finally:
             for net in self._d_networks():
@@ -242,17 +295,22 @@ class GAN(nn.Module):
         """The training metrics on a validation batch, with fixed noise (no update)."""
         real = x * 2.0 - 1.0
         noise = torch.Generator(device=real.device).manual_seed(EVAL_SEED)
-        fake = self.fake(self.noise(len(real), noise), labels=labels)
+        z = self.noise(len(real), noise)
+        fake = self.fake(z, labels=labels)
         real_logits, real_classes = self.judge(real, labels=labels)
         fake_logits, fake_classes = self.judge(fake, labels=labels)
         aux = self._aux(real_classes, labels)
+        info = self._info(fake_classes, z)
         loss_d = discriminator_loss(real_logits, fake_logits, self.config.loss)
         loss_g = generator_loss(fake_logits, self.config.loss)
         fake_aux = self._aux(fake_classes, labels)
         if aux is not None and fake_aux is not None:
             loss_d = loss_d + self.config.aux_weight * aux
             loss_g = loss_g + self.config.aux_weight * fake_aux
-        d = _stats(loss_d, real_logits, fake_logits, aux)
+        if info is not None:
+            loss_d = loss_d + self.config.info_weight * info
+            loss_g = loss_g + self.config.info_weight * info
+        d = _stats(loss_d, real_logits, fake_logits, aux, info)
         return {"loss_d": d.pop("loss_d"), "loss_g": loss_g, **d}
 
     def sample(self, n: int, rng: torch.Generator,
@@ -265,8 +323,11 @@ class GAN(nn.Module):
 
 
 def _stats(loss_d: torch.Tensor, real_logits: torch.Tensor, fake_logits: torch.Tensor,
-           aux: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+           aux: torch.Tensor | None = None,
+           info: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     extra = {} if aux is None else {"loss_cls": aux.detach()}  # the classifier's, on reals
+    if info is not None:
+        extra["loss_info"] = info.detach()  # Q's cross-entropy on the generated images' codes
     return {**extra,
         "loss_d": loss_d.detach(),
         "d_real": torch.sigmoid(real_logits).mean(),  # D(x)
