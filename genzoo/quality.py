@@ -51,8 +51,9 @@ class SampleQuality(Callback):
         self.train_s = 0.0  # training seconds before this process started (resumed runs)
 
     def on_train_start(self, run: TrainingContext) -> None:
-        self.active = run.is_main and run.out is not None
-        if not self.active:
+        out = run.out
+        self.active = run.is_main and out is not None
+        if out is None or not self.active:
             return
         if run.spec.kind != "image":
             raise ConfigError(f"SampleQuality scores images; {run.spec.name} makes "
@@ -61,12 +62,12 @@ class SampleQuality(Callback):
         from genzoo.metrics import gaussian_stats
         from genzoo.metrics.classifier import load_or_train
 
-        name = self.data or json.loads((run.out / "config.json").read_text())["dataset"]
+        name = self.data or json.loads((out / "config.json").read_text())["dataset"]
         self.dataset = load_dataset(name, "image")
         self.classifier = load_or_train(self.dataset)
         self.real, _ = self.classifier.features(self.dataset.test)
         self.real_stats = gaussian_stats(self.real)
-        self.path = run.out / FILE
+        self.path = out / FILE
         kept = []
         if self.path.exists():  # a resume: the lines up to the step it starts from
             kept = [line for line in self.path.read_text().splitlines()

@@ -2,7 +2,9 @@
 each with its provenance (the command and the genzoo commit) beside it.
 
     python scripts/figures.py RUN NAME      # writes docs/assets/NAME-samples.png,
-                                            # NAME-loss.png and NAME.json
+                                            # NAME-loss.png and NAME.json, and
+                                            # NAME-quality.png where the run has a
+                                            # quality.jsonl (genzoo.quality:SampleQuality)
 
 Uses only Pillow, so it runs wherever genzoo does.
 """
@@ -55,6 +57,50 @@ def loss_curve(run: Path, out: Path, metric: str = "loss") -> None:
     img.save(out)
 
 
+QUALITY = (("fd", "Fréchet distance (log)", True), ("is", "Inception-style score", False),
+           ("precision", "precision", False), ("recall", "recall", False))
+
+
+def quality_curves(run: Path, out: Path) -> None:
+    """The SampleQuality scores against minutes of training, a panel per metric."""
+    import math
+
+    from PIL import Image, ImageDraw
+
+    lines = [json.loads(t) for t in (run / "quality.jsonl").read_text().splitlines() if t]
+    minutes = [r["train_s"] / 60 for r in lines]
+    img = Image.new("RGB", (SIZE[0], 2 * SIZE[1]), "white")
+    draw = ImageDraw.Draw(img)
+    pw, ph = SIZE[0] // 2, SIZE[1]
+    for i, (key, title, log) in enumerate(QUALITY):
+        left, top = (i % 2) * pw, (i // 2) * ph
+        box = (left + MARGIN, top + MARGIN, left + pw - 16, top + ph - MARGIN)
+        values = [r[key] for r in lines]
+        f = (lambda v: math.log10(max(v, 1e-9))) if log else (lambda v: v)
+        lo, hi = min(map(f, values)), max(map(f, values))
+        if not log and key != "is":
+            lo, hi = 0.0, 1.0
+        hi = lo + max(hi - lo, 1e-9)
+        x1 = max(minutes[-1], 1e-9)
+
+        def xy(m: float, v: float) -> tuple[float, float]:
+            return (box[0] + (box[2] - box[0]) * m / x1,
+                    box[3] - (box[3] - box[1]) * (f(v) - lo) / (hi - lo))
+
+        draw.rectangle(box, outline="black")
+        points = [xy(m, v) for m, v in zip(minutes, values)]
+        if len(points) > 1:
+            draw.line(points, fill=(30, 90, 200), width=2)
+        for x, y in points:
+            draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(30, 90, 200))
+        shown = (lambda t: f"{10 ** t:.3g}") if log else (lambda t: f"{t:.3g}")
+        draw.text((box[0], top + 12), title, fill="black")
+        draw.text((box[0], box[3] + 6), f"0 .. {x1:.1f} min of training", fill="black")
+        draw.text((left + 4, box[1]), shown(hi), fill="black")
+        draw.text((left + 4, box[3] - 10), shown(lo), fill="black")
+    img.save(out)
+
+
 def provenance(run: Path) -> dict:
     config = json.loads((run / "config.json").read_text())
     meta = json.loads((run / "meta.json").read_text())
@@ -76,6 +122,8 @@ def main(run: str, name: str) -> None:
         shutil.copyfile(run_dir / "samples.txt", ASSETS / f"{name}-samples.txt")
     metric = "loss_d" if any("loss_d" in e for e in _events(run_dir)) else "loss"
     loss_curve(run_dir, ASSETS / f"{name}-loss.png", metric)
+    if (run_dir / "quality.jsonl").is_file():
+        quality_curves(run_dir, ASSETS / f"{name}-quality.png")
     (ASSETS / f"{name}.json").write_text(json.dumps(provenance(run_dir), indent=2) + "\n")
     print(f"wrote docs/assets/{name}-*")
 

@@ -12,12 +12,15 @@ from genzoo.backends.common import check_state_matches
 
 
 class TorchAverage:
-    """An average of every floating-point entry of ``module.state_dict()``."""
+    """An average of every floating-point entry of ``module.state_dict()``, but those the
+    module's ``ema_skip(name)`` names (estimates such as a power iteration's vectors,
+    whose average is no estimate; sampling uses their trained values)."""
 
     def __init__(self, module: nn.Module):
         self.module = module
         current = module.state_dict()
-        self.names = [k for k, v in current.items() if v.is_floating_point()]
+        skip = getattr(module, "ema_skip", None) or (lambda name: False)
+        self.names = [k for k, v in current.items() if v.is_floating_point() and not skip(k)]
         with torch.no_grad():
             self.shadow = [current[k].detach().clone() for k in self.names]
 

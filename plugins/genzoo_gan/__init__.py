@@ -1,4 +1,5 @@
-"""The GAN family: the classic MLP GAN and DCGAN, in PyTorch and Keras 3."""
+"""The GAN family: DCGAN trained the SNGAN way (the default), the classic DCGAN and MLP
+GAN, and the conditional DCGAN, in PyTorch and Keras 3."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from genzoo_gan.config import PRESETS, GANConfig
 SPECS = tuple(
     ModelSpec(
         name="gan", backend=backend, kind="image", config=GANConfig, builder=builder,
-        presets=PRESETS, default_preset="dcgan", default_dataset="mnist",
-        summary="Generative adversarial network: non-saturating loss, two optimizers",
+        presets=PRESETS, default_preset="sngan", default_dataset="mnist",
+        summary="Generative adversarial network: DCGAN with the SNGAN recipe, two optimizers",
         monitor="loss_d",
     )
     for backend, builder in (("torch", "genzoo_gan.torch_gan:GAN"),

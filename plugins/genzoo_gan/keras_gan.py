@@ -183,6 +183,15 @@ def _stats(loss_d: Any, real_logits: Any, fake_logits: Any, loss_g: Any,
     }
 
 
+def _one_tensorflow_replica() -> bool:
+    """Whether Keras runs on TensorFlow outside a multi-replica distribution strategy."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return bool(tf.distribute.get_strategy().num_replicas_in_sync == 1)
+
+
 class GAN(keras.Model):
     """G maps noise to images in [-1, 1]; D maps images to a logit of "real"."""
 
@@ -198,6 +207,12 @@ class GAN(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(name="gan_seeds")
 
     @staticmethod
+    def ema_skip(name: str) -> bool:
+        """Spectral normalisation's power-iteration vectors stay out of the moving average
+        (an average of unit vectors is none): the averaged D uses the trained ones."""
+        return name.endswith(("/sn_u", "/sn_v"))
+
+    @staticmethod
     def _with(x: Any, labels: Any) -> Any:
         """A network's input: ``x`` alone, or ``[x, labels]`` for a cGAN."""
         if labels is None:
@@ -211,8 +226,15 @@ class GAN(keras.Model):
         return self.judge(images * 2.0 - 1.0, labels, training)[0]
 
     def noise(self, n: int, seed: Any) -> Any:
-        """z ~ N(0, I), and an InfoGAN's one-hot code drawn uniformly beside it."""
+        """Sampling's latents: z ~ N(0, temperature² I), and an InfoGAN's code beside it."""
+        return self._noise(n, seed, self.config.temperature)
+
+    def _noise(self, n: int, seed: Any, temperature: float = 1.0) -> Any:
+        """z ~ N(0, temperature² I), and an InfoGAN's one-hot code drawn uniformly beside it
+        (training and validation draw at temperature 1)."""
         z = keras.random.normal((n, self.config.latent_dim), seed=seed)
+        if temperature != 1:
+            z = z * temperature
         k = self.config.info_codes
         if not k:
             return z
@@ -233,6 +255,12 @@ class GAN(keras.Model):
         return {"d_optimizer": make(lr_scale=self.config.d_lr_scale), "g_optimizer": make()}
 
     def compile(self, d_optimizer: Any, g_optimizer: Any, **kwargs: Any) -> None:
+        if kwargs.get("jit_compile", "auto") == "auto" and _one_tensorflow_replica():
+            # XLA even on a CPU (where Keras's "auto" leaves it off): the two updates, spectral
+            # normalisation and the noise fuse into one program, and the step runs 1.5-1.8x
+            # faster (docs: the GAN page's speed section). Not under MirroredStrategy, whose
+            # per-replica seed states XLA cannot reach across devices.
+            kwargs["jit_compile"] = True
         super().compile(**kwargs)
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
         d_optimizer.build(self.d_net.trainable_variables)
@@ -261,7 +289,7 @@ class GAN(keras.Model):
     def d_step(self, real: Any, labels: Any = None) -> tuple[Any, Any, Any, Any, Any]:
         """Update D on a real batch and a generated one; G's weights do not move. A cGAN's
         fakes are drawn for the real batch's labels."""
-        z = self.noise(ops.shape(real)[0], self.seed_generator)
+        z = self._noise(ops.shape(real)[0], self.seed_generator)
         fake = ops.stop_gradient(self.g_net(self._with(z, labels), training=True))
 
         def loss_fn() -> tuple[Any, Any]:
@@ -283,7 +311,7 @@ class GAN(keras.Model):
 
     def g_step(self, n: Any, labels: Any = None) -> Any:
         """Update G with fresh noise through D (whose weights this step does not move)."""
-        z = self.noise(n, self.seed_generator)
+        z = self._noise(n, self.seed_generator)
 
         def loss_fn() -> tuple[Any, Any]:
             fake = self.g_net(self._with(z, labels), training=True)
@@ -310,7 +338,7 @@ class GAN(keras.Model):
     def test_step(self, data: Any) -> dict[str, Any]:
         x, labels = unpack_inputs(data)
         real = x * 2.0 - 1.0
-        z = self.noise(ops.shape(real)[0], EVAL_SEED)
+        z = self._noise(ops.shape(real)[0], EVAL_SEED)
         fake = self.g_net(self._with(z, labels), training=False)
         real_logits, real_classes = self.judge(real, labels, training=False)
         fake_logits, fake_classes = self.judge(fake, labels, training=False)

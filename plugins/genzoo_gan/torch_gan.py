@@ -156,6 +156,12 @@ class GAN(nn.Module):
             self.__dict__["projection"] = Projection(self.d_net, self.d_embed, self.d_classify)
 
     @staticmethod
+    def ema_skip(name: str) -> bool:
+        """Spectral normalisation's power-iteration vectors stay out of the moving average
+        (an average of unit vectors is none): the averaged D uses the trained ones."""
+        return name.endswith(("._u", "._v"))
+
+    @staticmethod
     def upgrade_state(tensors: Mapping[str, Any]) -> dict[str, Any]:
         """Weights saved under the networks' old names load under the new ones."""
         out = {}
@@ -219,7 +225,11 @@ class GAN(nn.Module):
         return self.heads if self.heads is not None else self.d_net
 
     def noise(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ N(0, I), and an InfoGAN's one-hot code drawn uniformly beside it."""
+        """z ~ N(0, I), and an InfoGAN's one-hot code drawn uniformly beside it: for
+        training without ``rng``; with ``rng`` (sampling), z ~ N(0, temperature² I)."""
+        return self._noise(n, rng, self.config.temperature if rng is not None else 1.0)
+
+    def _noise(self, n: int, rng: torch.Generator | None, temperature: float) -> torch.Tensor:
         device = next(self.parameters()).device
         k = self.config.info_codes
         if rng is None:  # training: each rank takes its slice of the global draw
@@ -231,6 +241,8 @@ class GAN(nn.Module):
             z = torch.randn(n, self.config.latent_dim, generator=rng, device=device)
             if k:
                 codes = torch.randint(k, (n,), generator=rng, device=device)
+        if temperature != 1:  # the temperature scales z, not the code
+            z = z * temperature
         return torch.cat([z, F.one_hot(codes, k).to(z.dtype)], dim=1) if k else z
 
     # -- training --------------------------------------------------------------------------
@@ -295,7 +307,7 @@ class GAN(nn.Module):
         """The training metrics on a validation batch, with fixed noise (no update)."""
         real = x * 2.0 - 1.0
         noise = torch.Generator(device=real.device).manual_seed(EVAL_SEED)
-        z = self.noise(len(real), noise)
+        z = self._noise(len(real), noise, 1.0)  # validation: always at temperature 1
         fake = self.fake(z, labels=labels)
         real_logits, real_classes = self.judge(real, labels=labels)
         fake_logits, fake_classes = self.judge(fake, labels=labels)

@@ -86,7 +86,8 @@ class KerasGenerator:
         """A moving average of the weights (``genzoo.ema``), starting from them."""
         from genzoo.backends.keras.ema import KerasAverage
 
-        return KerasAverage(self._weights())
+        skip = getattr(self.model, "ema_skip", None) or (lambda name: False)
+        return KerasAverage({k: v for k, v in self._weights().items() if not skip(k)})
 
     def num_parameters(self) -> int:
         return int(sum(np.prod(v.shape) for v in self.model.trainable_weights))
