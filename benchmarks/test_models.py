@@ -61,8 +61,9 @@ def peak_tflops(device: str) -> float | None:
     return next((v for pattern, v in PEAK_TFLOPS if re.search(pattern, name)), None)
 
 
-def setup(name: str, backend: str, device: str, **overrides: Any) -> dict[str, Any]:
-    """Model, trainer and batches for one benchmark case."""
+def setup(name: str, backend: str, device: str, preset: str | None = None,
+          **overrides: Any) -> dict[str, Any]:
+    """Model, trainer and batches for one benchmark case (``preset``: instead of FULL's)."""
     import genzoo
     from genzoo.api import plan
     from genzoo.backends import get_backend
@@ -71,7 +72,8 @@ def setup(name: str, backend: str, device: str, **overrides: Any) -> dict[str, A
     if backend == "keras":
         pytest.importorskip("keras")  # a machine with torch alone still runs the rest
     full = FULL_CUDA if device == "cuda" else FULL
-    preset, data_name = ("tiny", None) if SMOKE else full.get(name, ("tiny", None))
+    chosen, data_name = ("tiny", None) if SMOKE else full.get(name, ("tiny", None))
+    preset = chosen if SMOKE or preset is None else preset
     if device == "cuda":
         overrides = {"precision": CUDA_PRECISION, **overrides}
     if COMPILE:
@@ -307,3 +309,34 @@ def test_conditional_sample_throughput(benchmark, name: str, backend: str, devic
     benchmark.extra_info.update(conditional_over_unconditional=ratio)
     record(f"{name} {backend} {device}: conditional / unconditional sampling throughput",
            f"{ratio:.3f}")
+
+
+GAN_PRESETS = ["dcgan", "sngan"]  # the classic recipe (batch 128) and the default (64)
+
+
+@pytest.mark.parametrize("preset", GAN_PRESETS)
+def test_gan_step_keras_against_torch(benchmark, preset: str) -> None:
+    """The GAN's training step in Keras (TensorFlow) and in PyTorch, alternated in one
+    process on the CPU: the ratio of their step times (the target: Keras within 1.3x)."""
+    pytest.importorskip("keras")
+    runs = {b: _genzoo_runner(setup("gan", b, "cpu", preset)) for b in ("torch", "keras")}
+    for run in runs.values():
+        run(0, 2)  # tracing (XLA's compilation for Keras), allocation, warm-up
+    times: dict[str, list[float]] = {"torch": [], "keras": []}
+    state = {"step": 2}
+
+    def both() -> None:
+        order = list(runs.items())
+        for key, run in order if len(times["torch"]) % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            run(state["step"], STEPS)
+            times[key].append(time.perf_counter() - t0)
+        state["step"] += STEPS
+
+    benchmark.pedantic(both, rounds=ROUNDS, iterations=1)
+    ms = {k: 1e3 * float(np.median(v)) / STEPS for k, v in times.items()}
+    ratio = ms["keras"] / ms["torch"]
+    benchmark.extra_info.update(torch_step_ms=ms["torch"], keras_step_ms=ms["keras"],
+                                keras_over_torch=ratio)
+    record(f"gan {preset} cpu: Keras / PyTorch step time",
+           f"{ratio:.3f} ({ms['keras']:.1f} / {ms['torch']:.1f} ms)")

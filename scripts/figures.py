@@ -57,7 +57,7 @@ def loss_curve(run: Path, out: Path, metric: str = "loss") -> None:
     img.save(out)
 
 
-QUALITY = (("fd", "Fréchet distance (log)", True), ("is", "Inception-style score", False),
+QUALITY = (("fd", "Frechet distance (log)", True), ("is", "Inception-style score", False),
            ("precision", "precision", False), ("recall", "recall", False))
 
 
