@@ -110,27 +110,44 @@ def _matching(dataset: Any, saved: dict[str, Any], run_dir: RunDir) -> Any:
     return dataset
 
 
-def image_quality(generator: Any, data: Any, samples: int,
-                  reporter: Reporter) -> tuple[dict[str, float], dict[str, Any]]:
+def score_images(generator: Any, clf: Any, real_f: Any, samples: int,
+                 real_stats: Any = None, reporter: Reporter | None = None) -> dict[str, Any]:
+    """``samples`` images drawn with the evaluation's seed (a conditional model's labels
+    balanced over its classes), scored against the real images' features ``real_f``
+    (``real_stats``: their Gaussian, when the caller keeps it). Returns the metrics, and
+    under ``draw`` the labels, features and class probabilities of the draw."""
+    from genzoo.conditioning import balanced_labels
     from genzoo.metrics import (frechet_distance, gaussian_stats, inception_score,
                                 precision_recall)
-    from genzoo.conditioning import balanced_labels
+
+    k = generator.num_classes
+    labels = balanced_labels(samples, k) if k else None  # a conditional model: each class alike
+    with (reporter or Reporter()).task(f"{generator.spec.name}: generating {samples} images"):
+        fake = generator.sample(samples, seed=EVAL_SEED, labels=labels)
+    fake_f, fake_p = clf.features(fake)
+    is_mean, is_std = inception_score(fake_p, splits=IS_SPLITS)
+    precision, recall = precision_recall(real_f, fake_f, k=PR_K)
+    real_stats = gaussian_stats(real_f) if real_stats is None else real_stats
+    shares = class_shares(fake_p)  # the class histogram: is every class drawn?
+    return {"fd": frechet_distance(*gaussian_stats(fake_f), *real_stats),
+            "is": is_mean, "is_std": is_std, "precision": precision, "recall": recall,
+            "class_share_min": float(min(shares)), "class_share_max": float(max(shares)),
+            "draw": {"labels": labels, "features": fake_f, "probabilities": fake_p,
+                     "class_shares": shares}}
+
+
+def image_quality(generator: Any, data: Any, samples: int,
+                  reporter: Reporter) -> tuple[dict[str, float], dict[str, Any]]:
     from genzoo.metrics.classifier import load_or_train, reference_values
 
     clf = load_or_train(data, reporter)  # (evaluate_run checked the split's size)
     n = min(samples, len(data.test))
-    k = generator.num_classes
-    labels = balanced_labels(samples, k) if k else None  # a conditional model: each class alike
-    with reporter.task(f"{generator.spec.name}: generating {samples} images"):
-        fake = generator.sample(samples, seed=EVAL_SEED, labels=labels)
-    fake_f, fake_p = clf.features(fake)
     real_f, _ = clf.features(data.test[:n])
-    is_mean, is_std = inception_score(fake_p, splits=IS_SPLITS)
-    precision, recall = precision_recall(real_f, fake_f, k=PR_K)
-    metrics = {"fd": frechet_distance(*gaussian_stats(fake_f), *gaussian_stats(real_f)),
-               "is": is_mean, "is_std": is_std, "precision": precision, "recall": recall}
-    shares = class_shares(fake_p)  # the class histogram: is every class drawn?
-    metrics.update(class_share_min=float(min(shares)), class_share_max=float(max(shares)))
+    metrics = score_images(generator, clf, real_f, samples, reporter=reporter)
+    draw = metrics.pop("draw")
+    labels, fake_f, fake_p, shares = (draw[key] for key in
+                                      ("labels", "features", "probabilities", "class_shares"))
+    k = generator.num_classes
     reference = reference_values(clf, data, n, EVAL_SEED)
     protocol = {
         "generated_images": samples, "test_images": n, "sample_seed": EVAL_SEED,

@@ -104,20 +104,14 @@ class SampleQuality(Callback):
 
 def score_samples(generator: Any, classifier: Any, real_features: Any, real_stats: Any,
                   samples: int) -> dict[str, float]:
-    """``genzoo eval``'s image metrics of ``samples`` images drawn with its seed (a
-    conditional model's labels balanced over its classes)."""
-    from genzoo.conditioning import balanced_labels
-    from genzoo.evaluation import EVAL_SEED, IS_SPLITS, PR_K, class_shares
-    from genzoo.metrics import (frechet_distance, gaussian_stats, inception_score,
-                                precision_recall)
+    """``genzoo eval``'s image metrics (``genzoo.evaluation.score_images``), rounded for
+    the curve's lines."""
+    from genzoo.evaluation import score_images
+    from genzoo.progress import Reporter
 
-    k = generator.num_classes
-    labels = balanced_labels(samples, k) if k else None
-    fake = generator.sample(samples, seed=EVAL_SEED, labels=labels)
-    features, probabilities = classifier.features(fake)
-    precision, recall = precision_recall(real_features, features, k=PR_K)
-    shares = class_shares(probabilities)
-    return {"fd": round(frechet_distance(*gaussian_stats(features), *real_stats), 3),
-            "is": round(inception_score(probabilities, splits=IS_SPLITS)[0], 4),
-            "precision": round(precision, 4), "recall": round(recall, 4),
-            "class_share_min": round(min(shares), 4), "class_share_max": round(max(shares), 4)}
+    metrics = score_images(generator, classifier, real_features, samples, real_stats,
+                           Reporter())
+    metrics.pop("draw")
+    metrics.pop("is_std")
+    digits = {"fd": 3, "is": 4}
+    return {key: round(float(value), digits.get(key, 4)) for key, value in metrics.items()}

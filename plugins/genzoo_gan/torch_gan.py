@@ -189,16 +189,14 @@ class GAN(nn.Module):
 
     def judge(self, x: torch.Tensor, net: nn.Module | None = None,
               labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """D's logits ``(B,)`` and a cGAN's auxiliary class logits ``(B, K)`` (or ``None``)."""
+        """D's logits ``(B,)`` and a second head's logits ``(B, K)``: a cGAN's auxiliary
+        classifier's, or an InfoGAN's Q's (or ``None``)."""
         if self.config.arch == "dcgan":
             x = x.permute(0, 3, 1, 2)
-        if labels is not None:
-            logits, classes = (net or self.projection)(x, labels)  # type: ignore[misc]
-            return logits.squeeze(1), classes
-        if self.heads is not None:  # InfoGAN: the second output is Q's code logits
-            logits, codes = (net or self.heads)(x)
-            return logits.squeeze(1), codes
-        return (net or self.d_net)(x).squeeze(1), None
+        d = net or self._d_forward(labels)
+        out = d(x) if labels is None else d(x, labels)
+        logits, second = out if isinstance(out, tuple) else (out, None)
+        return logits.squeeze(1), second
 
     def _aux(self, classes: torch.Tensor | None, labels: torch.Tensor | None) -> torch.Tensor | None:
         """The auxiliary classifier's cross-entropy on the batch's classes (or ``None``)."""
