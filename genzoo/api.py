@@ -168,7 +168,7 @@ def load(run: str | Path, *, device: str = "auto", checkpoint: str | int | None 
             ``"latest"``, a step (``1000``) or a checkpoint's name (``"step-00001000"``).
         settings: sampling settings to change, ``{field: value}``: only the fields the
             model's config lists in ``SAMPLING`` (the Transformer's ``temperature``,
-            ``top_k`` and ``sample_chars``; the VAE's ``temperature``), as ``genzoo sample --set`` takes them. The
+            ``top_k`` and ``sample_chars``; the VAE's and the GAN's ``temperature``), as ``genzoo sample --set`` takes them. The
             model's ``config`` holds them, and a text model's ``generate`` and ``stream``
             default to its config's ``temperature`` and ``top_k`` (``top_k=0``: none).
         weights: ``"auto"`` loads the moving average of the weights when the run kept

@@ -32,7 +32,8 @@ def settings_options(command: F) -> F:
     return click.option(
         "--set", "assignments", multiple=True, metavar="KEY=VALUE",
         help="Change a sampling setting of the run (the Transformer's temperature, top_k, "
-             "sample_chars; the VAE's temperature); repeatable. Other fields are fixed when "
+             "sample_chars; the VAE's and the GAN's temperature); repeatable. Other fields "
+             "are fixed when "
              "the model is trained.",
     )(command)
 
